@@ -1,0 +1,172 @@
+"""Notifications, people and imports: the data every later part of DA Daily (agenda, meeting, actions,
+Encompass) hangs off.
+
+Police times (incident, reported) are naive Europe/London wall-clock, stored as given; system times end in
+``_utc``. See ``core.timeutil``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Optional
+
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.timeutil import utcnow
+
+
+# Enums are stored as plain strings (not database enum types) so adding a value never needs a type migration.
+class Stream(str, Enum):
+    crime = "crime"
+    non_crime = "non_crime"
+
+
+class Risk(str, Enum):
+    high = "high"
+    medium = "medium"
+    standard = "standard"
+    not_assessed = "not_assessed"
+
+
+class PersonRole(str, Enum):
+    victim = "victim"
+    perpetrator = "perpetrator"
+    child = "child"
+    other = "other"
+
+
+class ImportBatch(SQLModel, table=True):
+    __tablename__ = "import_batch"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    file_name: str = Field(max_length=255)
+    sha256: str = Field(max_length=64, index=True)
+    profile_name: str = Field(max_length=200)
+    force: str = Field(max_length=120)
+    encoding: Optional[str] = Field(default=None, max_length=20)  # csv: utf-8-sig / cp1252; xlsx: None
+    imported_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    imported_by: Optional[str] = Field(default=None, max_length=120)  # username, or "cli:<os user>"
+    started_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    finished_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates_in_file: int = 0
+    rejected: int = 0
+    crime: int = 0
+    non_crime: int = 0
+    children: int = 0
+    warnings: int = 0
+
+
+class RowError(SQLModel, table=True):
+    """A row that could not be imported (severity "error") or was imported with a caveat ("warning")."""
+
+    __tablename__ = "row_error"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    batch_id: int = Field(sa_column=Column(Integer, ForeignKey("import_batch.id", ondelete="CASCADE"), index=True))
+    row: Optional[int] = None  # the spreadsheet row number as Excel shows it (1-based, header rows counted)
+    column: Optional[str] = Field(default=None, max_length=200)  # the file's header
+    police_ref: Optional[str] = Field(default=None, max_length=64)
+    severity: str = Field(default="error", max_length=10)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Person(SQLModel, table=True):
+    """One real person as far as DA Daily knows. Linked by police person id where the force gives one,
+    otherwise by ``match_key`` (normalised surname + forename + date of birth)."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    force: str = Field(max_length=120)
+    police_person_id: Optional[str] = Field(default=None, max_length=64)
+    surname: Optional[str] = Field(default=None, max_length=120)
+    forename: Optional[str] = Field(default=None, max_length=120)
+    dob: Optional[dt.date] = Field(default=None, sa_type=Date)
+    gender: Optional[str] = Field(default=None, max_length=30)
+    match_key: Optional[str] = Field(default=None, max_length=300)
+    created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+    __table_args__ = (
+        Index("ix_person_match_key", "force", "match_key"),
+        Index("ix_person_police_id", "force", "police_person_id"),
+    )
+
+
+class Notification(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("force", "police_ref", name="uq_notification_force_ref"),
+        Index("ix_notification_incident", "incident_at"),
+        Index("ix_notification_victim_incident", "victim_id", "incident_at"),
+        Index("ix_notification_stream_incident", "stream", "incident_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    force: str = Field(max_length=120)
+    police_ref: str = Field(max_length=64)
+    crime_ref: Optional[str] = Field(default=None, max_length=64)
+    classification: Optional[str] = Field(default=None, max_length=120)  # as given in the extract
+    offence: Optional[str] = Field(default=None, max_length=255)
+    ho_code: Optional[str] = Field(default=None, max_length=20)  # Home Office offence code, e.g. 8N
+    incident_at: dt.datetime = Field(sa_type=DateTime)  # Europe/London wall-clock, as given
+    reported_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
+    location: Optional[str] = Field(default=None, max_length=500)
+    postcode: Optional[str] = Field(default=None, max_length=10)
+    risk: Risk = Field(default=Risk.not_assessed, sa_type=String(20))
+    dash_score: Optional[int] = None
+    flag_pregnancy: Optional[bool] = None
+    flag_strangulation: Optional[bool] = None
+    flag_weapons: Optional[bool] = None
+    flags_other: Optional[str] = Field(default=None, max_length=500)
+    officer: Optional[str] = Field(default=None, max_length=200)
+    circumstances: Optional[str] = Field(default=None, sa_column=Column(Text))
+    relationship: Optional[str] = Field(default=None, max_length=200)
+    stream: Stream = Field(sa_type=String(20))
+    stream_reason: str = Field(max_length=300)
+    victim_id: Optional[int] = Field(default=None, foreign_key="person.id")
+    people_signature: Optional[str] = Field(default=None, sa_column=Column(Text))  # the people as last imported
+    first_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
+    last_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
+    created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    updated_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    version: int = 1
+
+
+class NotificationPerson(SQLModel, table=True):
+    """A person's part in one notification, with the details exactly as that extract gave them."""
+
+    __tablename__ = "notification_person"
+    __table_args__ = (Index("ix_np_person", "person_id", "role"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    notification_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    person_id: int = Field(foreign_key="person.id")
+    role: PersonRole = Field(sa_type=String(20))
+    position: int = 0  # children in the order the extract lists them
+    surname: Optional[str] = Field(default=None, max_length=120)
+    forename: Optional[str] = Field(default=None, max_length=120)
+    dob: Optional[dt.date] = Field(default=None, sa_type=Date)
+    gender: Optional[str] = Field(default=None, max_length=30)
+    address: Optional[str] = Field(default=None, max_length=500)
+    school_name: Optional[str] = Field(default=None, max_length=255)  # children: the school as the police typed it
+    present: Optional[bool] = None  # children: present at the incident
+
+
+class FieldChange(SQLModel, table=True):
+    """Field-level history: what a later import changed on a notification (including its stream)."""
+
+    __tablename__ = "field_change"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    notification_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
+    field: str = Field(max_length=60)
+    old_value: Optional[str] = Field(default=None, sa_column=Column(Text))
+    new_value: Optional[str] = Field(default=None, sa_column=Column(Text))
+    changed_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
