@@ -5,10 +5,11 @@ import datetime as dt
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Index, String, Text
+from sqlalchemy import Column, DateTime, Index, Text
 from sqlmodel import Field, SQLModel
 
 from core.timeutil import utcnow
+from core.types import EnumText
 
 
 class UserRole(str, Enum):
@@ -24,7 +25,7 @@ class User(SQLModel, table=True):
     username: str = Field(index=True, unique=True, max_length=120)
     display_name: str = Field(max_length=200)
     email: Optional[str] = Field(default=None, max_length=320)
-    role: UserRole = Field(sa_type=String(20))  # a plain string column, not a database enum
+    role: UserRole = Field(sa_type=EnumText(UserRole))
     agency: Optional[str] = Field(default=None, max_length=80)  # agency representatives only
     school_urn: Optional[str] = Field(default=None, max_length=12)  # school key adults only
     password_hash: Optional[str] = Field(default=None, max_length=255)

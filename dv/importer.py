@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -26,6 +27,7 @@ from sqlmodel import Session
 
 from core import audit
 from core.models import User
+from core.scope import require
 from core.timeutil import london_now, utcnow
 from dv.models import FieldChange, ImportBatch, Notification, NotificationPerson, PersonRole, RowError, Stream
 from dv.parsing import (normalise_name, parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text)
@@ -456,6 +458,8 @@ def _display(value: object) -> str | None:
         return value.strftime("%d/%m/%Y")
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, Enum):
+        return value.value
     return str(value)
 
 
@@ -495,8 +499,6 @@ def _apply(session: Session, records: list[dict], profile: Profile, layout: Layo
         changes = {}
         for fld in carried + list(DERIVED_FIELDS):
             new_v, old_v = rec.get(fld), old[fld]
-            if isinstance(old_v, str) and fld in ("risk", "stream"):
-                old_v = str(old_v)
             if new_v != old_v:
                 changes[fld] = (old_v, new_v)
         old_people = json.loads(old["people_signature"] or "{}")
@@ -692,3 +694,27 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     if progress:
         progress(1.0, "Done")
     return result
+
+
+def import_upload(session: Session, user: User | None, data: bytes, file_name: str, profile: Profile, *,
+                  dry_run: bool = False, progress: Progress | None = None) -> ImportResult:
+    """The Import page's entry: only users allowed to import get past ``require``."""
+    require(session, user, "import")
+    return import_file(session, data, profile, user=user, file_name=file_name, dry_run=dry_run, progress=progress)
+
+
+def detect_profiles(data: bytes, file_name: str, profiles: list[Profile]) -> list[tuple[Profile, int]]:
+    """Profiles whose required headers are all in the file's first 200 rows, best match (most mapped headers
+    found) first. Reads only the top of the file."""
+    matches = []
+    for profile in profiles:
+        try:
+            sheet = read_rows(data, file_name, sheet=profile.sheet, encoding=profile.encoding, nrows=200)
+        except FileRejected:
+            continue
+        try:
+            layout = locate_header(sheet.rows, profile)
+        except FileRejected:
+            continue
+        matches.append((profile, len(layout.fields) + len(layout.children)))
+    return sorted(matches, key=lambda m: -m[1])

@@ -10,10 +10,11 @@ import datetime as dt
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.timeutil import utcnow
+from core.types import EnumText
 
 
 # Enums are stored as plain strings (not database enum types) so adding a value never needs a type migration.
@@ -114,7 +115,7 @@ class Notification(SQLModel, table=True):
     reported_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
     location: Optional[str] = Field(default=None, max_length=500)
     postcode: Optional[str] = Field(default=None, max_length=10)
-    risk: Risk = Field(default=Risk.not_assessed, sa_type=String(20))
+    risk: Risk = Field(default=Risk.not_assessed, sa_type=EnumText(Risk))
     dash_score: Optional[int] = None
     flag_pregnancy: Optional[bool] = None
     flag_strangulation: Optional[bool] = None
@@ -123,7 +124,7 @@ class Notification(SQLModel, table=True):
     officer: Optional[str] = Field(default=None, max_length=200)
     circumstances: Optional[str] = Field(default=None, sa_column=Column(Text))
     relationship: Optional[str] = Field(default=None, max_length=200)
-    stream: Stream = Field(sa_type=String(20))
+    stream: Stream = Field(sa_type=EnumText(Stream))
     stream_reason: str = Field(max_length=300)
     victim_id: Optional[int] = Field(default=None, foreign_key="person.id")
     people_signature: Optional[str] = Field(default=None, sa_column=Column(Text))  # the people as last imported
@@ -145,7 +146,7 @@ class NotificationPerson(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     person_id: int = Field(foreign_key="person.id")
-    role: PersonRole = Field(sa_type=String(20))
+    role: PersonRole = Field(sa_type=EnumText(PersonRole))
     position: int = 0  # children in the order the extract lists them
     surname: Optional[str] = Field(default=None, max_length=120)
     forename: Optional[str] = Field(default=None, max_length=120)

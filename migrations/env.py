@@ -9,13 +9,23 @@ import dv.models  # noqa: F401
 from core.db import get_engine
 from core.settings import get_settings
 
+from core.types import EnumText
+
 config = context.config
+
+
+def render_item(type_, obj, autogen_context):
+    """Migrations must not import app code: an EnumText column is a plain VARCHAR in them."""
+    if type_ == "type" and isinstance(obj, EnumText):
+        return f"sa.String(length={obj.impl.length})"
+    return False
+
 target_metadata = SQLModel.metadata
 
 
 def run_migrations_offline() -> None:
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+                      literal_binds=True, render_as_batch=True, render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -26,7 +36,7 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         # render_as_batch: SQLite cannot ALTER most things in place; batch mode copies the table instead.
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          compare_type=True)
+                          compare_type=True, render_item=render_item)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 18:21:38.373714
+Create Date: 2026-11-22 18:23:30.120208
 """
 from alembic import op
 import sqlalchemy as sa

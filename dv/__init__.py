@@ -1,0 +1,1 @@
+"""Police domestic abuse notifications: models, import, streams, people (and, later, Operation Encompass)."""

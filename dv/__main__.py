@@ -1,0 +1,3 @@
+from dv.cli import main
+
+raise SystemExit(main())

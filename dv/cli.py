@@ -1,0 +1,161 @@
+"""``python -m dv ...``: the commands scheduled jobs and operators use. ``--json`` prints one JSON document.
+
+Exit codes: 0 done; 2 nothing could be done (the reason on stderr); 1 an unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from core.db import get_engine, migrate, session_scope
+from core.settings import get_settings
+
+
+def _print(args, payload, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if getattr(args, "json", False) else text)
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def cmd_db(args) -> int:
+    migrate()
+    _print(args, {"database": get_settings().database_url.split("@")[-1], "schema": "head"}, "Database is up to date.")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from dv.importer import import_file
+    from dv.profiles import ProfileError, load_profile
+    from dv.reading import FileRejected
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        return _fail(str(exc))
+    migrate()
+    try:
+        with session_scope() as session:
+            result = import_file(session, Path(args.file), profile, dry_run=args.dry_run, actor=_actor())
+    except FileRejected as exc:
+        return _fail(f"Nothing imported from {args.file}: {exc}")
+    payload = result.to_json()
+    text = (f"{'Dry run: nothing written. ' if args.dry_run else ''}{result.file}: {result.rows_read} rows read; "
+            f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+            f"{result.duplicates_in_file} duplicates, {result.rejected} rejected. "
+            f"Crime {result.crime}, non-crime {result.non_crime}, children {result.children}.")
+    for e in result.errors:
+        text += f"\n  row {e.row}, {e.column}: {e.message}"
+    _print(args, payload, text)
+    return 0
+
+
+def cmd_user_add(args) -> int:
+    from core.auth import PasswordRejected, count_users, create_user
+    from core.models import UserRole
+
+    migrate()
+    password = os.environ.get("DV_PASSWORD")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        if not sys.stdin.isatty():
+            return _fail("Give the password with --password-stdin or DV_PASSWORD (no terminal to ask on).")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            return _fail("The passwords differ.")
+    try:
+        with session_scope() as session:
+            if count_users(session) == 0 and args.role != "coordinator":
+                return _fail("The first account must be a coordinator.")
+            user = create_user(session, None, username=args.username, display_name=args.name or args.username,
+                               role=UserRole(args.role), password=password, email=args.email, agency=args.agency,
+                               school_urn=args.school_urn, must_change_password=args.temporary)
+            payload = {"id": user.id, "username": user.username, "role": user.role.value}
+    except (ValueError, PasswordRejected) as exc:
+        return _fail(str(exc))
+    _print(args, payload, f"Created {payload['role']} {payload['username']}.")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from dv.demo import load_demo
+
+    migrate()
+    with session_scope() as session:
+        summary = load_demo(session, None, days=args.days, actor=_actor())
+    _print(args, summary, f"Demo data loaded: {summary['notifications']} notifications over {args.days} days.")
+    return 0
+
+
+def cmd_samples(args) -> int:
+    from dv.synthetic import write_samples
+
+    paths = write_samples(Path(args.directory))
+    _print(args, [str(p) for p in paths], "\n".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    from dv.profiles import list_profiles
+
+    profiles = list_profiles()
+    payload = [{"file": p.path.stem if p.path else None, "name": p.name, "force": p.force,
+                "children": p.children.layout if p.children else None} for p in profiles]
+    _print(args, payload, "\n".join(f"{d['file']}: {d['name']} ({d['force']})" for d in payload))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_: str):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("db", cmd_db, "bring the database schema up to date (Alembic upgrade head)")
+    p.add_argument("action", choices=["upgrade"])
+    p = add("import", cmd_import, "import a police extract")
+    p.add_argument("file")
+    p.add_argument("--profile", required=True, help="profile file stem, [profile] name, or path to a .toml")
+    p.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    user = sub.add_parser("user", help="accounts").add_subparsers(dest="user_command", required=True)
+    p = user.add_parser("add", help="create an account (the first must be a coordinator)")
+    p.set_defaults(func=cmd_user_add)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--username", required=True)
+    p.add_argument("--name")
+    p.add_argument("--email")
+    p.add_argument("--role", default="coordinator", choices=["coordinator", "agency", "school", "admin", "manager"])
+    p.add_argument("--agency")
+    p.add_argument("--school-urn")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("--temporary", action="store_true", help="the user must change the password at first sign-in")
+    p = add("demo", cmd_demo, "load a synthetic demo data set (never real data)")
+    p.add_argument("--days", type=int, default=14)
+    p = add("samples", cmd_samples, "write synthetic sample extracts, one per shipped profile")
+    p.add_argument("directory", nargs="?", default="data/samples")
+    add("profiles", cmd_profiles, "list the import profiles")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    get_engine()  # fail early on a bad DATABASE_URL
+    return args.func(args)

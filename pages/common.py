@@ -1,0 +1,58 @@
+"""Small helpers shared by the pages (not a page itself). Pages hold no SQL and no rules: they call service
+functions with a session and the current user."""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from core.auth import load_active_user
+from core.db import session_scope
+from core.models import User
+
+AUTH_KEY = "auth"  # session_state: {"user_id", "login_at", "last_seen"} – plain values only, never ORM objects
+
+
+def current_user() -> User | None:
+    """The signed-in user, re-read from the database (a detached copy) on every rerun."""
+    auth = st.session_state.get(AUTH_KEY)
+    if not auth:
+        return None
+    with session_scope() as session:
+        user = load_active_user(session, auth["user_id"])
+        if user is not None:
+            session.expunge(user)
+    return user
+
+
+def sign_in(user: User) -> None:
+    now = time.time()
+    st.session_state[AUTH_KEY] = {"user_id": user.id, "login_at": now, "last_seen": now}
+
+
+def sign_out(message: str | None = None) -> None:
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    if message:
+        st.session_state["signed_out_message"] = message
+
+
+def show_text(label: str, value: object) -> None:
+    """Imported text is shown as plain text, never as Markdown or HTML (a police extract is untrusted input)."""
+    st.caption(label)
+    st.text("" if value is None else str(value))
+
+
+def page_visit() -> int:
+    """A number that changes each time the user arrives at a page (views are audited once per record per visit)."""
+    return st.session_state.get("page_visit", 0)
+
+
+def mark_viewed(entity: str, entity_id: int) -> bool:
+    """True the first time ``entity_id`` is shown in this page visit (so the view is audited once)."""
+    seen = st.session_state.setdefault("viewed", set())
+    key = (page_visit(), entity, entity_id)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True

@@ -1,0 +1,76 @@
+"""Import: upload a police extract, choose or detect its profile, check it (dry run), import it."""
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.scope import Refused
+from dv.import_service import issues_workbook, preview_rows
+from dv.importer import detect_profiles, import_upload
+from dv.notifications import recent_batches
+from dv.profiles import ProfileError, list_profiles
+from dv.reading import FileRejected
+from pages.common import current_user
+from pages.profile_builder import profile_builder
+
+user = current_user()
+st.title("Import")
+upload = st.file_uploader("Police extract (xlsx or csv)", type=["xlsx", "csv"])
+try:
+    profiles = list_profiles()
+except ProfileError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if upload is not None:
+    data = upload.getvalue()
+    detected = detect_profiles(data, upload.name, profiles)
+    names = [p.name for p in profiles]
+    default = names.index(detected[0][0].name) if detected else 0
+    st.caption(f"Detected layout: {detected[0][0].name}" if detected else "No profile matches this layout: choose one, or build one below.")
+    choice = st.selectbox("Profile", names, index=default)
+    profile = profiles[names.index(choice)]
+    try:
+        with st.expander("Preview (first rows as in the file)", expanded=False):
+            st.dataframe(pd.DataFrame(preview_rows(data, upload.name, profile.sheet, profile.encoding)), hide_index=True)
+    except FileRejected as exc:
+        st.error(str(exc))
+    c1, c2 = st.columns(2)
+    dry = c1.button("Check (dry run)", key="dry_run")
+    real = c2.button("Import", type="primary", key="import")
+    if dry or real:
+        bar = st.progress(0.0, text="Starting")
+        try:
+            with session_scope() as session:
+                result = import_upload(session, user, data, upload.name, profile, dry_run=dry,
+                                       progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
+        except FileRejected as exc:
+            bar.empty()
+            st.error(f"Nothing was imported: {exc}")
+        except Refused as exc:
+            bar.empty()
+            st.error(str(exc))
+        else:
+            bar.empty()
+            (st.info if dry else st.success)(
+                ("Dry run – nothing was written. " if dry else f"Imported (batch {result.batch_id}). ")
+                + f"{result.rows_read} rows read: {result.created} new, {result.updated} updated, "
+                f"{result.unchanged} unchanged, {result.duplicates_in_file} duplicates, {result.rejected} rejected.")
+            m = st.columns(3)
+            m[0].metric("Crime stream", result.crime)
+            m[1].metric("Non-crime stream", result.non_crime)
+            m[2].metric("Children", result.children)
+            if result.errors or result.warnings:
+                st.subheader(f"Rows not imported ({result.rejected}) and warnings ({len(result.warnings)})")
+                st.dataframe(pd.DataFrame([vars(i) for i in result.errors + result.warnings],
+                                          columns=["row", "column", "police_ref", "severity", "message"]),
+                             hide_index=True, width="stretch")
+                st.download_button("Download the row errors (xlsx)", issues_workbook(result),
+                                   file_name=f"row-errors-{upload.name.rsplit('.', 1)[0]}.xlsx")
+    profile_builder(data, upload.name)
+
+st.subheader("Recent imports")
+with session_scope() as session:
+    batches = recent_batches(session, user)
+st.dataframe(pd.DataFrame(batches, columns=["id", "started_at_utc", "file_name", "profile_name", "imported_by",
+                                            "rows_read", "created", "updated", "unchanged", "rejected", "crime",
+                                            "non_crime", "children"]), hide_index=True, width="stretch")
