@@ -103,7 +103,12 @@ def _read_xlsx(data: bytes, sheet: str | None, settings: Settings, nrows: int | 
 
 
 def decode_text(data: bytes, encoding: str | None) -> tuple[str, str]:
-    candidates = [encoding] if encoding else ["utf-8-sig", "cp1252"]
+    """Strict decoding. A UTF-8 byte-order mark always wins (Excel's "CSV UTF-8"); otherwise the profile's
+    encoding, or utf-8-sig then cp1252. Never lenient: "Zoë" must not silently become "ZoÃ«"."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        candidates = ["utf-8-sig"]
+    else:
+        candidates = [encoding] if encoding else ["utf-8-sig", "cp1252"]
     for enc in candidates:
         try:
             return data.decode(enc, errors="strict"), enc
