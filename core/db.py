@@ -26,10 +26,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
-@functools.lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """One engine (a connection pool) per URL per process; engines are thread-safe and meant to be shared."""
-    url = url or get_settings().database_url
+    return _engine_for(url or get_settings().database_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -1,0 +1,124 @@
+"""Accounts, lockout and the deny-by-default scope (the full role matrix grows with issue 3)."""
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from core.auth import (AuthError, PasswordRejected, authenticate, check_password_policy, create_first_coordinator,
+                       create_user, load_active_user)
+from core.db import session_scope
+from core.models import AuditEvent, User, UserRole
+from core.scope import Refused, pages_for, require
+from dv.importer import import_file, import_upload
+from dv.notifications import list_notifications, notification_detail, recent_batches, stream_summary
+from dv.profiles import load_profile
+from tests.factories import NOW, START, count, extract, records
+
+PASSWORD = "correct-horse-staple-7"
+
+
+def make(session, username, role, **kw):
+    return create_user(session, None, username=username, display_name=username, role=role, password=PASSWORD, **kw)
+
+
+@pytest.fixture
+def users(session):
+    made = {
+        "coordinator": make(session, "coord", UserRole.coordinator),
+        "agency": make(session, "csc.rep", UserRole.agency, agency="Children's Social Care"),
+        "school": make(session, "dsl", UserRole.school, school_urn="123456"),
+        "admin": make(session, "admin", UserRole.admin),
+        "manager": make(session, "manager", UserRole.manager),
+    }
+    session.commit()
+    return made
+
+
+def test_first_coordinator_only_on_an_empty_database(session):
+    create_first_coordinator(session, username="First", display_name="First", password=PASSWORD)
+    session.commit()
+    assert session.exec(select(User)).one().username == "first"
+    with pytest.raises(ValueError, match="already has users"):
+        create_first_coordinator(session, username="second", display_name="x", password=PASSWORD)
+
+
+@pytest.mark.parametrize("password,username", [("short", "x"), ("password1234", "x"), ("casey-is-my-name", "casey")])
+def test_weak_passwords_are_refused(password, username):
+    with pytest.raises(PasswordRejected):
+        check_password_policy(password, username)
+
+
+def test_password_is_stored_as_argon2(session, users):
+    assert users["coordinator"].password_hash.startswith("$argon2")
+
+
+def test_sign_in_audits_success_and_failure_and_locks_after_repeated_failures(engine, users):
+    with session_scope(engine) as s:
+        assert authenticate(s, "COORD", PASSWORD).username == "coord"
+    for _ in range(5):
+        with pytest.raises(AuthError, match="username or password is wrong"):
+            with session_scope(engine) as s:
+                authenticate(s, "coord", "wrong-password-here")
+    with pytest.raises(AuthError, match="locked"):
+        with session_scope(engine) as s:
+            authenticate(s, "coord", PASSWORD)
+    with pytest.raises(AuthError, match="username or password is wrong"):
+        with session_scope(engine) as s:
+            authenticate(s, "nobody", PASSWORD)
+    with session_scope(engine) as s:
+        actions = [(e.action, e.outcome) for e in s.exec(select(AuditEvent).where(AuditEvent.action.like("login%"))
+                                                       .order_by(AuditEvent.id))]
+    assert actions == [("login", "ok")] + [("login_failed", "refused")] * 7
+
+
+def test_a_disabled_user_is_gone_at_the_next_rerun(session, users):
+    coord = users["coordinator"]
+    assert load_active_user(session, coord.id) is not None
+    coord.disabled = True
+    session.add(coord)
+    session.commit()
+    assert load_active_user(session, coord.id) is None
+    with pytest.raises(AuthError, match="disabled"):
+        authenticate(session, "coord", PASSWORD)
+
+
+def test_pages_offered_per_role(users):
+    assert pages_for(users["coordinator"]) == ("notifications", "import", "account")
+    for role in ("agency", "school", "admin", "manager"):
+        assert pages_for(users[role]) == ("account",)
+    assert pages_for(None) == ()
+
+
+def test_only_coordinators_see_notifications(session, users, tmp_path):
+    import_file(session, extract(tmp_path, "niche_wide", records(6)), load_profile("niche_wide"), now=NOW)
+    session.commit()
+    start, end = START, NOW.date()
+    everything = list_notifications(session, users["coordinator"], start, end)
+    assert len(everything) == 6
+    target = everything[0]["id"]
+    assert notification_detail(session, users["coordinator"], target)["id"] == target
+    for role in ("agency", "school", "admin", "manager"):
+        user = users[role]
+        assert list_notifications(session, user, start, end) == []
+        assert stream_summary(session, user, start, end)["crime"]["total"] == 0
+        assert recent_batches(session, user) == []
+        assert notification_detail(session, user, target) is None  # a forged id is refused...
+    session.commit()
+    refused = session.exec(select(AuditEvent).where(AuditEvent.action == "view", AuditEvent.outcome == "refused")).all()
+    assert sorted(e.username for e in refused) == ["admin", "csc.rep", "dsl", "manager"]  # ...and audited
+
+
+def test_only_coordinators_import_and_refusals_are_audited_even_though_rolled_back(engine, users, tmp_path):
+    data = extract(tmp_path, "niche_wide", records(2)).read_bytes()
+    for role in ("agency", "school", "admin", "manager"):
+        with pytest.raises(Refused):
+            with session_scope(engine) as s:
+                import_upload(s, users[role], data, "x.xlsx", load_profile("niche_wide"))
+    with session_scope(engine) as s:
+        refused = s.exec(select(AuditEvent).where(AuditEvent.action == "refused")).all()
+        assert len(refused) == 4
+        from dv.models import Notification
+        assert count(s, Notification) == 0
+    with pytest.raises(Refused):
+        with session_scope(engine) as s:
+            require(s, None, "import")

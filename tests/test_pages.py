@@ -1,0 +1,94 @@
+"""Fast page tests with Streamlit's AppTest (the browser tests drive the real thing in Chromium)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.auth import create_user
+from core.db import get_engine, migrate, session_scope
+from core.models import UserRole
+from dv.importer import import_file
+from dv.profiles import load_profile
+from tests.factories import extract, records
+
+PASSWORD = "correct-horse-staple-7"
+
+
+@pytest.fixture
+def app_db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    migrate(url)
+    yield url
+    get_engine(url).dispose()
+
+
+def _app() -> AppTest:
+    return AppTest.from_file("../app.py", default_timeout=30)
+
+
+def _user(url, username, role, **kw):
+    with session_scope(get_engine(url)) as s:
+        user = create_user(s, None, username=username, display_name=username.title(), role=role, password=PASSWORD, **kw)
+        return user.id
+
+
+def _signed_in(user_id: int) -> AppTest:
+    at = _app()
+    now = time.time()
+    at.session_state["auth"] = {"user_id": user_id, "login_at": now, "last_seen": now}
+    return at
+
+
+def test_first_run_creates_the_first_coordinator(app_db):
+    at = _app().run()
+    assert at.title[0].value == "Welcome to DA Daily"
+    inputs = at.text_input
+    inputs[0].input("Casey Coordinator")
+    inputs[1].input("casey")
+    inputs[3].input(PASSWORD)
+    inputs[4].input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.title[0].value == "Notifications"
+
+
+def test_wrong_password_is_refused(app_db):
+    _user(app_db, "coord", UserRole.coordinator)
+    at = _app().run()
+    assert at.title[0].value == "DA Daily"
+    at.text_input[0].input("coord")
+    at.text_input[1].input("not-the-password")
+    at.button[0].click().run()
+    assert at.error[0].value == "The username or password is wrong."
+
+
+def test_coordinator_sees_stream_counts(app_db, tmp_path):
+    uid = _user(app_db, "coord", UserRole.coordinator)
+    recs = records(9, seed=31, start=None, days=2)
+    with session_scope(get_engine(app_db)) as s:
+        result = import_file(s, extract(tmp_path, "niche_wide", recs), load_profile("niche_wide"))
+    at = _signed_in(uid).run()
+    assert not at.exception
+    labels = [t.label for t in at.tabs]
+    assert labels == [f"Crime stream ({result.crime})", f"Non-crime stream ({result.non_crime})"]
+
+
+def test_agency_user_is_offered_no_case_pages(app_db):
+    uid = _user(app_db, "rep", UserRole.agency, agency="Probation")
+    at = _signed_in(uid).run()
+    assert at.title[0].value == "My account"
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/notifications.py")  # not registered for this role, so not reachable
+
+
+def test_idle_session_is_signed_out(app_db):
+    uid = _user(app_db, "coord", UserRole.coordinator)
+    at = _app()
+    long_ago = time.time() - 3600
+    at.session_state["auth"] = {"user_id": uid, "login_at": long_ago, "last_seen": long_ago}
+    at.run()
+    assert at.title[0].value == "DA Daily"
+    assert "inactivity" in at.info[0].value
