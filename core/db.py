@@ -23,6 +23,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")  # SQLite leaves them off unless asked, per connection
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint in WAL mode, and much faster than FULL
     cur.execute("PRAGMA busy_timeout=10000")  # wait for a concurrent writer instead of failing at once
+    cur.execute("PRAGMA cache_size=-65536")  # 64 MB page cache: bulk imports update several indexes at once
     cur.close()
 
 
@@ -75,3 +76,62 @@ def migrate(url: str | None = None) -> None:
     url = url or get_settings().database_url
     get_engine(url)  # creates the SQLite file's folder
     command.upgrade(alembic_config(url), "head")
+
+
+def reserve_ids(conn, table, count: int) -> list[int]:
+    """``count`` fresh primary keys for ``table``, so a bulk insert can be a plain executemany (RETURNING with a
+    guaranteed order makes SQLAlchemy insert SQLite rows one statement at a time: 10x slower).
+
+    PostgreSQL: taken from the table's sequence, safe under concurrent imports. SQLite: max(id) + 1 …, safe because
+    the caller's transaction already holds SQLite's single write lock (it has written before calling this)."""
+    if count <= 0:
+        return []
+    from sqlalchemy import func, select, text
+
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                            {"t": table.name, "n": count})
+        return [r[0] for r in rows]
+    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
+    return list(range(start, start + count))
+
+
+def _fast_processor(type_, dialect):
+    """The column type's bind processor, except SQLite dates and datetimes: isoformat (in C) writes exactly the
+    text SQLAlchemy's own SQLite processor writes ("2026-11-21 23:15:00.000000", "2026-11-21"), 10x faster."""
+    from sqlalchemy import Date, DateTime
+
+    if dialect.name == "sqlite":
+        if isinstance(type_, DateTime):
+            return lambda v: v.isoformat(sep=" ", timespec="microseconds")
+        if isinstance(type_, Date):
+            return lambda v: v.isoformat()
+    return type_._cached_bind_processor(dialect)
+
+
+def bulk_insert(conn, table, rows: list[dict]) -> None:
+    """Insert many rows with one DBAPI executemany, bypassing SQLAlchemy's per-row parameter handling (a third
+    of an import's time at 25,000 rows). Values go through each column type's own bind processor, so what is
+    stored is exactly what the ORM would store. Every row must have the same keys."""
+    if not rows:
+        return
+    from sqlalchemy import bindparam, insert
+
+    columns = list(rows[0])
+    dialect = conn.dialect
+    compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+    processors = {c: _fast_processor(table.c[c].type, dialect) for c in columns}
+    if compiled.positional:
+        # Column by column: one list comprehension per column that needs converting, then zip into tuples.
+        order = compiled.positiontup
+        cols = []
+        for c in order:
+            values = [r[c] for r in rows]
+            proc = processors[c]
+            if proc is not None:
+                values = [None if v is None else proc(v) for v in values]
+            cols.append(values)
+        params = list(zip(*cols))
+    else:
+        params = [{c: (processors[c](v) if processors[c] and v is not None else v) for c, v in r.items()} for r in rows]
+    conn.exec_driver_sql(compiled.string, params)

@@ -128,6 +128,8 @@ class Notification(SQLModel, table=True):
     stream_reason: str = Field(max_length=300)
     victim_id: Optional[int] = Field(default=None, foreign_key="person.id")
     people_signature: Optional[str] = Field(default=None, sa_column=Column(Text))  # the people as last imported
+    # hash of the source row(s) and the profile as last imported: an identical row on re-import is skipped unread
+    source_hash: Optional[str] = Field(default=None, max_length=40)
     first_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
     last_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)

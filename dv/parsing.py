@@ -101,7 +101,7 @@ def parse_datetime(value: object, formats: tuple[str, ...]) -> dt.datetime | Non
         raise ValueError(f"'{value}' is not a date")
     if isinstance(value, (int, float)):
         return excel_serial(float(value))
-    raw = re.sub(r"\s+", " ", str(value)).strip()
+    raw = " ".join(str(value).split())
     if not raw:
         return None
     if _NUMERIC.match(raw):
@@ -169,7 +169,7 @@ def split_name(value: object) -> tuple[str | None, str | None]:
     raw = text(value)
     if raw is None:
         return None, None
-    raw = re.sub(r"\s+", " ", raw)
+    raw = " ".join(raw.split())
     if "," in raw:
         surname, _, forename = raw.partition(",")
         return surname.strip() or None, forename.strip() or None
@@ -179,6 +179,7 @@ def split_name(value: object) -> tuple[str | None, str | None]:
     return parts[-1], " ".join(parts[:-1])
 
 
+@lru_cache(maxsize=65536)  # names repeat across an extract; a pure function of its argument
 def normalise_name(value: str | None) -> str:
     """Case, accents, apostrophes, hyphens and spaces ignored: O'Brien = OBRIEN, Zoë = Zoe, Smith-Jones = smith jones."""
     if not value:

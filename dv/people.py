@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlmodel import Session
 
+from core.db import bulk_insert, reserve_ids
 from core.timeutil import utcnow
 from dv.models import Notification, NotificationPerson, Person, PersonRole
 from dv.parsing import match_key, normalise_name
@@ -48,8 +49,10 @@ class PersonResolver:
         table = Person.__table__
         conn = self.session.connection()
         by_pid, by_key = {}, {}
+        for p, _ in self.wanted:
+            p["_key"] = _key(p)
         pids = sorted({p["person_id"] for p, _ in self.wanted if p.get("person_id")})
-        keys = sorted({k for p, _ in self.wanted if not p.get("person_id") and (k := _key(p))})
+        keys = sorted({p["_key"] for p, _ in self.wanted if not p.get("person_id") and p["_key"]})
         for i in range(0, len(pids), CHUNK):
             stmt = select(table.c.id, table.c.police_person_id).where(
                 table.c.force == self.force, table.c.police_person_id.in_(pids[i : i + CHUNK]))
@@ -64,7 +67,7 @@ class PersonResolver:
         pending: dict[tuple, int] = {}  # identity -> index into new_rows (people new to DA Daily, shared in-file)
         assign: list[tuple[dict, int]] = []  # (person, index into new_rows)
         for person, previous in self.wanted:
-            pid, key = person.get("person_id"), _key(person)
+            pid, key = person.get("person_id"), person["_key"]
             found = by_pid.get(pid) if pid else by_key.get(key) if key else None
             if found is None and not pid and not key:
                 # No safe key: keep the person this notification already pointed at, if the name still matches.
@@ -83,7 +86,10 @@ class PersonResolver:
                 })
             assign.append((person, pending[identity]))
         if new_rows:
-            ids = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), new_rows).scalars().all()
+            ids = reserve_ids(conn, table, len(new_rows))
+            for row, new_id in zip(new_rows, ids):
+                row["id"] = new_id
+            bulk_insert(conn, table, new_rows)
             for person, index in assign:
                 person["_person_id"] = ids[index]
 

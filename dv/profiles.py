@@ -118,6 +118,7 @@ class Profile:
     yes_values: frozenset[str] = frozenset(DEFAULT_YES)
     no_values: frozenset[str] = frozenset(DEFAULT_NO)
     children: ChildrenSpec | None = None
+    fingerprint: str = ""  # hash of the profile's content: a row imported under another mapping is re-read
 
     def carries(self, fld: str) -> bool:
         return fld in self.columns
@@ -192,7 +193,11 @@ def parse_profile(data: dict, path: Path | None = None) -> Profile:
     header_row = head.get("header_row")
     if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
         raise ProfileError(f"header_row{where} must be a row number from 1.")
+    import hashlib
+    import json
+
     return Profile(
+        fingerprint=hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16],
         name=str(head["name"]),
         force=str(head["force"]),
         columns={k: v.strip() for k, v in cols.items()},

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 18:23:30.120208
+Create Date: 2026-11-22 18:37:15.706984
 """
 from alembic import op
 import sqlalchemy as sa
@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('stream_reason', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('victim_id', sa.Integer(), nullable=True),
     sa.Column('people_signature', sa.Text(), nullable=True),
+    sa.Column('source_hash', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('first_batch_id', sa.Integer(), nullable=True),
     sa.Column('last_batch_id', sa.Integer(), nullable=True),
     sa.Column('created_at_utc', sa.DateTime(), nullable=False),
