@@ -141,3 +141,8 @@ def batch_issues(session: Session, user: User, batch_id: int) -> list[dict]:
     stmt = (select(E.c.row, E.c.column, E.c.police_ref, E.c.severity, E.c.message)
             .where(E.c.batch_id == batch_id, visible(user, "row_error")).order_by(E.c.row, E.c.id))
     return [dict(r) for r in session.connection().execute(stmt).mappings()]
+
+
+def has_notifications(session: Session, user: User) -> bool:
+    """Whether any notification the user may see exists (an empty hub offers the demo data set)."""
+    return session.connection().execute(select(N.c.id).where(visible(user, "notification")).limit(1)).first() is not None

@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from core.db import session_scope
-from dv.notifications import RISKS, list_notifications, notification_detail, stream_summary
+from core.scope import can
+from dv.demo import load_demo
+from dv.notifications import RISKS, has_notifications, list_notifications, notification_detail, stream_summary
 from pages.common import current_user, mark_viewed, show_text
 
 user = current_user()
@@ -17,6 +19,16 @@ start, end = (dates[0], dates[-1]) if isinstance(dates, (tuple, list)) and dates
 risks = c2.multiselect("Risk", RISKS, format_func=lambda r: r.replace("_", " "))
 children = c3.selectbox("Children", ["any", "with children", "no children"])
 kids = {"any": None, "with children": True, "no children": False}[children]
+
+with session_scope() as session:
+    empty = not has_notifications(session, user)
+if empty and can(user, "load_demo"):
+    st.info("There are no notifications yet. Import the police extract on the Import page, or try DA Daily "
+            "with made-up data.")
+    if st.button("Load the synthetic demo data set", key="load_demo"):
+        with session_scope() as session:
+            load_demo(session, user)
+        st.rerun()  # outside the transaction: st.rerun() raises, and would roll it back
 
 with session_scope() as session:
     summary = stream_summary(session, user, start, end)

@@ -92,3 +92,12 @@ def test_idle_session_is_signed_out(app_db):
     at.run()
     assert at.title[0].value == "DA Daily"
     assert "inactivity" in at.info[0].value
+
+
+def test_an_empty_hub_offers_the_demo_data_set(app_db):
+    uid = _user(app_db, "coord", UserRole.coordinator)
+    at = _signed_in(uid).run()
+    assert "no notifications yet" in at.info[0].value
+    at.button(key="load_demo").click().run()
+    assert not at.exception
+    assert sum(int(t.label.split("(")[1].rstrip(")")) for t in at.tabs) > 0
