@@ -22,6 +22,10 @@ _DIRECTIVES = {
     "%M": r"(?P<M>\d{2})",
     "%S": r"(?P<S>\d{2})",
 }
+SURNAME_PARTICLES = frozenset({
+    "da", "de", "del", "della", "der", "di", "do", "dos", "das", "du", "la", "le", "van", "von", "den", "ter", "ten",
+    "ní", "nic", "ó", "ua", "mac", "bin", "binti", "al", "el", "st", "st.", "san", "santa",
+})
 _NUMERIC = re.compile(r"^\d+(\.\d+)?$")
 
 
@@ -154,7 +158,7 @@ def parse_yes_no(value: object, yes: frozenset[str], no: frozenset[str]) -> bool
     raw = text(value)
     if raw is None:
         return None
-    key = re.sub(r"\s+", " ", raw).casefold()
+    key = " ".join(raw.split()).casefold()
     if key in yes:
         return True
     if key in no:
@@ -176,7 +180,11 @@ def split_name(value: object) -> tuple[str | None, str | None]:
     parts = raw.split(" ")
     if len(parts) == 1:
         return parts[0], None
-    return parts[-1], " ".join(parts[:-1])
+    # "Maria Da Silva", "Aoife Ní Bhriain", "Jan van der Berg": particles before the last word belong to the surname
+    start = len(parts) - 1
+    while start > 1 and parts[start - 1].casefold() in SURNAME_PARTICLES:
+        start -= 1
+    return " ".join(parts[start:]), " ".join(parts[:start])
 
 
 @lru_cache(maxsize=65536)  # names repeat across an extract; a pure function of its argument

@@ -63,6 +63,7 @@ class PersonResolver:
             for r in conn.execute(stmt):
                 by_key.setdefault(r.match_key, r.id)
 
+        now = utcnow()
         new_rows: list[dict] = []
         pending: dict[tuple, int] = {}  # identity -> index into new_rows (people new to DA Daily, shared in-file)
         assign: list[tuple[dict, int]] = []  # (person, index into new_rows)
@@ -82,7 +83,7 @@ class PersonResolver:
                 new_rows.append({
                     "force": self.force, "police_person_id": pid, "surname": person.get("surname"),
                     "forename": person.get("forename"), "dob": person.get("dob"), "gender": person.get("gender"),
-                    "match_key": key, "created_at_utc": utcnow(),
+                    "match_key": key, "created_at_utc": now,
                 })
             assign.append((person, pending[identity]))
         if new_rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +70,17 @@ class ProfileError(ValueError):
 
 
 def norm_header(text: object) -> str:
-    """Headers compare trimmed, case-insensitively and with runs of white space folded."""
-    return re.sub(r"\s+", " ", str(text)).strip().casefold() if text is not None else ""
+    """Headers (and value spellings) compare trimmed, case-insensitively and with runs of white space folded."""
+    if text is None:
+        return ""
+    if isinstance(text, str):
+        return _norm_str(text)
+    return _norm_str(str(text))
+
+
+@lru_cache(maxsize=4096)  # the same few spellings ("High", "Y") on every row
+def _norm_str(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 def _norm_values(mapping: dict, defaults: dict) -> dict[str, str]:

@@ -85,3 +85,12 @@ def test_name_variants_the_issue_names_match(a, b):
 
 def test_no_key_without_a_date_of_birth():
     assert match_key("Smith", "John", None) is None
+
+
+@pytest.mark.parametrize("raw,expected", [("Maria Da Silva", ("Da Silva", "Maria")),
+                                          ("Aoife Ní Bhriain", ("Ní Bhriain", "Aoife")),
+                                          ("Jan van der Berg", ("van der Berg", "Jan")),
+                                          ("Jane Anne Smith", ("Smith", "Jane Anne")),
+                                          ("SMITH-JONES, Kai", ("SMITH-JONES", "Kai"))])
+def test_surname_particles_stay_with_the_surname(raw, expected):
+    assert split_name(raw) == expected
