@@ -30,6 +30,11 @@ PAGES = {
     "notifications": st.Page("pages/notifications.py", title="Notifications", icon=":material/list_alt:",
                              url_path="notifications"),
     "import": st.Page("pages/import_extract.py", title="Import", icon=":material/upload_file:", url_path="import"),
+    "actions": st.Page("pages/actions.py", title="Actions", icon=":material/task_alt:", url_path="actions"),
+    "my_actions": st.Page("pages/my_actions.py", title="My actions", icon=":material/task_alt:", url_path="my-actions"),
+    "alerts": st.Page("pages/alerts.py", title="Encompass alerts", icon=":material/school:", url_path="alerts"),
+    "users": st.Page("pages/users.py", title="Users and agencies", icon=":material/group:", url_path="users"),
+    "audit": st.Page("pages/audit_log.py", title="Audit log", icon=":material/policy:", url_path="audit"),
     "account": st.Page("pages/account.py", title="My account", icon=":material/person:", url_path="account"),
 }
 
@@ -66,9 +71,36 @@ def first_run() -> None:
 
 
 def login() -> None:
+    from core.oidc import claims_usable, login_provider, user_for_claims
+
     st.title("DA Daily")
     if msg := st.session_state.pop("signed_out_message", None):
         st.info(msg)
+    provider = login_provider(st.secrets)  # None unless .streamlit/secrets.toml has a complete [auth] section
+    if provider:
+        # Back from the council's identity provider: its fresh, unused claims are matched to a DA Daily account
+        # (core.oidc holds the rule); an old identity cookie is ignored and the person signs in again.
+        refused = st.session_state.get("oidc_refused")
+        claims = st.user.to_dict()
+        if refused is None and claims.get("is_logged_in") and claims_usable(claims):
+            try:
+                with session_scope() as session:
+                    user = user_for_claims(session, claims)
+                    session.expunge(user)
+            except AuthError as exc:
+                refused = st.session_state["oidc_refused"] = str(exc)
+            else:
+                sign_in(user)
+                st.session_state[AUTH_KEY]["method"] = "oidc"
+                st.rerun()
+        if refused is not None:
+            st.error(refused)
+            if st.button("Back to sign-in", key="oidc_back"):
+                st.logout()  # drops the identity cookie, and the provider's session when it offers a logout
+            return
+        if st.button("Sign in with your council account", key="oidc_login", type="primary"):
+            st.login(provider)
+        st.caption("Or sign in with your DA Daily username and password:")
     with st.form("login"):
         username = st.text_input("Username")
         password = st.text_input("Password", type="password")
@@ -143,7 +175,11 @@ def main() -> None:
     with st.sidebar:
         st.caption(f"Signed in as {user.display_name} ({user.role.value})")
         if st.button("Sign out", key="sign_out"):
+            via_oidc = st.session_state[AUTH_KEY].get("method") == "oidc" or st.user.get("is_logged_in")
             sign_out("You have signed out.")
+            if via_oidc:
+                st.logout()  # the browser leaves for the identity provider's logout, then the sign-in page
+                st.stop()
             st.rerun()
     page = st.navigation(pages)
     if st.session_state.get("current_page") != page.url_path:

@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, func, select
 
 from core import audit
-from core.models import User, UserRole
+from core.models import Agency, User, UserRole
 from core.settings import ROOT, get_settings
 from core.timeutil import utcnow
 
@@ -53,26 +53,27 @@ def count_users(session: Session) -> int:
 
 
 def create_user(session: Session, actor: User | None, *, username: str, display_name: str, role: UserRole,
-                password: str, email: str | None = None, agency: str | None = None, school_urn: str | None = None,
+                password: str, email: str | None = None, agency_id: int | None = None, school_urn: str | None = None,
                 must_change_password: bool = False) -> User:
     username = username.strip().lower()
     if not username:
         raise ValueError("A username is required.")
     if session.exec(select(User).where(User.username == username)).first():
         raise ValueError(f"The username {username} is taken.")
-    if role == UserRole.agency and not agency:
+    if role == UserRole.agency and (agency_id is None or session.get(Agency, agency_id) is None):
         raise ValueError("An agency representative must belong to an agency.")
     if role == UserRole.school and not school_urn:
         raise ValueError("A school key adult must belong to a school (URN).")
     check_password_policy(password, username)
     user = User(username=username, display_name=display_name.strip() or username, role=role, email=email,
-                agency=agency if role == UserRole.agency else None,
+                agency_id=agency_id if role == UserRole.agency else None,
                 school_urn=school_urn if role == UserRole.school else None,
                 password_hash=hash_password(password), must_change_password=must_change_password)
     session.add(user)
     session.flush()
     audit.record(session, actor, "user_create", "user", user.id, new={"username": username, "role": role.value,
-                                                                       "agency": user.agency, "school_urn": user.school_urn})
+                                                                       "agency_id": user.agency_id,
+                                                                       "school_urn": user.school_urn})
     return user
 
 

@@ -120,18 +120,29 @@ def bulk_insert(conn, table, rows: list[dict]) -> None:
     columns = list(rows[0])
     dialect = conn.dialect
     compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
-    processors = {c: _fast_processor(table.c[c].type, dialect) for c in columns}
+    processors = {c.name: _fast_processor(c.type, dialect) for c in table.c}
     if compiled.positional:
         # Column by column: one list comprehension per column that needs converting, then zip into tuples.
         order = compiled.positiontup
         cols = []
         for c in order:
-            values = [r[c] for r in rows]
+            if c in rows[0]:
+                values = [r[c] for r in rows]
+            else:  # a column with a Python-side default the caller did not give (e.g. a new flag)
+                default = table.c[c].default
+                values = [default.arg(None) if default.is_callable else default.arg] * len(rows)
             proc = processors[c]
             if proc is not None:
                 values = [None if v is None else proc(v) for v in values]
             cols.append(values)
         params = list(zip(*cols))
     else:
-        params = [{c: (processors[c](v) if processors[c] and v is not None else v) for c, v in r.items()} for r in rows]
+        defaults = {c.name: c.default for c in table.c if c.name not in columns and c.default is not None
+                    and not c.primary_key}
+        params = []
+        for r in rows:
+            full = dict(r)
+            for c, d in defaults.items():
+                full[c] = d.arg(None) if d.is_callable else d.arg
+            params.append({c: (processors[c](v) if processors[c] and v is not None else v) for c, v in full.items()})
     conn.exec_driver_sql(compiled.string, params)

@@ -20,13 +20,35 @@ class UserRole(str, Enum):
     manager = "manager"
 
 
+class AgencyKind(str, Enum):
+    police = "police"
+    csc = "csc"  # children's social care
+    asc = "asc"  # adult social care
+    health = "health"
+    education = "education"
+    probation = "probation"
+    housing = "housing"
+    idva = "idva"
+    other = "other"
+
+
+class Agency(SQLModel, table=True):
+    """A partner agency at the daily meeting. Agency representatives belong to one; actions are owned by one."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)
+    kind: AgencyKind = Field(default=AgencyKind.other, sa_type=EnumText(AgencyKind))
+    email: Optional[str] = Field(default=None, max_length=320)  # where the daily action digest goes
+    active: bool = True
+
+
 class User(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     username: str = Field(index=True, unique=True, max_length=120)
     display_name: str = Field(max_length=200)
     email: Optional[str] = Field(default=None, max_length=320)
     role: UserRole = Field(sa_type=EnumText(UserRole))
-    agency: Optional[str] = Field(default=None, max_length=80)  # agency representatives only
+    agency_id: Optional[int] = Field(default=None, foreign_key="agency.id")  # agency representatives only
     school_urn: Optional[str] = Field(default=None, max_length=12)  # school key adults only
     password_hash: Optional[str] = Field(default=None, max_length=255)
     must_change_password: bool = False

@@ -29,6 +29,8 @@ class Settings:
     idle_timeout_minutes: int = 15
     session_lifetime_hours: int = 10
     prior_incident_days: int = 365
+    # How long a closed notification is kept after its last activity (6 years); see dv.retention.
+    retention_days: int = 2190
     extra: dict = field(default_factory=dict)
 
 
@@ -45,4 +47,5 @@ def get_settings() -> Settings:
         lockout_minutes=_int("DV_LOCKOUT_MINUTES", 15),
         idle_timeout_minutes=_int("DV_IDLE_TIMEOUT_MINUTES", 15),
         session_lifetime_hours=_int("DV_SESSION_LIFETIME_HOURS", 10),
+        retention_days=_int("DV_RETENTION_DAYS", 2190),
     )

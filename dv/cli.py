@@ -79,10 +79,18 @@ def cmd_user_add(args) -> int:
             return _fail("The passwords differ.")
     try:
         with session_scope() as session:
+            agency_id = None
+            if args.agency:
+                from core.accounts import agency_by_name
+
+                agency = agency_by_name(session, args.agency)
+                if agency is None:
+                    return _fail(f"No agency called {args.agency}.")
+                agency_id = agency.id
             if count_users(session) == 0 and args.role != "coordinator":
                 return _fail("The first account must be a coordinator.")
             user = create_user(session, None, username=args.username, display_name=args.name or args.username,
-                               role=UserRole(args.role), password=password, email=args.email, agency=args.agency,
+                               role=UserRole(args.role), password=password, email=args.email, agency_id=agency_id,
                                school_urn=args.school_urn, must_change_password=args.temporary)
             payload = {"id": user.id, "username": user.username, "role": user.role.value}
     except (ValueError, PasswordRejected) as exc:
@@ -119,6 +127,26 @@ def cmd_profiles(args) -> int:
     return 0
 
 
+def cmd_retention(args) -> int:
+    from dv.retention import apply_retention, plan_retention
+
+    days = get_settings().retention_days if args.days is None else args.days
+    if days < 1:
+        return _fail(f"The retention period must be at least 1 day (got {days}).")
+    migrate()
+    with session_scope() as session:
+        plan = plan_retention(session, retention_days=days)
+        payload = plan.to_json() if args.dry_run else apply_retention(session, plan, actor=_actor())
+    payload = {k: payload[k] for k in ("dry_run", "retention_days", "cutoff", "notifications", "held", "persons",
+                                       "batches", "ids_sample")}
+    verb = "Dry run: would delete" if args.dry_run else "Deleted"
+    text = (f"{verb} {payload['notifications']} closed notifications with no activity since {payload['cutoff']} UTC "
+            f"({days} days), {payload['persons']} people left with no notification and {payload['batches']} "
+            f"import batches; {payload['held']} kept on legal hold.")
+    _print(args, payload, text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("samples", cmd_samples, "write synthetic sample extracts, one per shipped profile")
     p.add_argument("directory", nargs="?", default="data/samples")
     add("profiles", cmd_profiles, "list the import profiles")
+    p = add("retention", cmd_retention, "delete closed notifications past the retention period (DV_RETENTION_DAYS)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    mode.add_argument("--apply", action="store_true", help="delete, and write one audit row")
+    p.add_argument("--days", type=int, help="retention period in days (default: DV_RETENTION_DAYS, 2190)")
     return parser
 
 

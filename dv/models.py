@@ -130,6 +130,7 @@ class Notification(SQLModel, table=True):
     people_signature: Optional[str] = Field(default=None, sa_column=Column(Text))  # the people as last imported
     # hash of the source row(s) and the profile as last imported: an identical row on re-import is skipped unread
     source_hash: Optional[str] = Field(default=None, max_length=40)
+    legal_hold: bool = False  # never deleted by the retention job while set
     first_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
     last_batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
@@ -173,3 +174,32 @@ class FieldChange(SQLModel, table=True):
     old_value: Optional[str] = Field(default=None, sa_column=Column(Text))
     new_value: Optional[str] = Field(default=None, sa_column=Column(Text))
     changed_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class AlertStatus(str, Enum):
+    queued = "queued"
+    notified = "notified"
+    acknowledged = "acknowledged"
+
+
+class EncompassAlert(SQLModel, table=True):
+    """An Operation Encompass alert: one child of one notification, for one school. ``disclosed`` is exactly what
+    the school was shown (issue 6 fills and sends it)."""
+
+    __tablename__ = "encompass_alert"
+    __table_args__ = (Index("ix_alert_school_status", "school_urn", "status", "due_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    notification_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True))
+    child_link_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL")))
+    school_urn: Optional[str] = Field(default=None, max_length=12)  # None while the school is to be resolved
+    due_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
+    status: AlertStatus = Field(default=AlertStatus.queued, sa_type=EnumText(AlertStatus))
+    disclosed: Optional[str] = Field(default=None, sa_column=Column(Text))  # JSON, exactly as shown to the school
+    notified_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
+    acknowledged_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
+    acknowledged_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    version: int = 1

@@ -146,3 +146,22 @@ def batch_issues(session: Session, user: User, batch_id: int) -> list[dict]:
 def has_notifications(session: Session, user: User) -> bool:
     """Whether any notification the user may see exists (an empty hub offers the demo data set)."""
     return session.connection().execute(select(N.c.id).where(visible(user, "notification")).limit(1)).first() is not None
+
+
+def find_notification(session: Session, user: User, police_ref: str) -> int | None:
+    """The id of the notification with this police reference that the user may see (audited as a search)."""
+    ref = (police_ref or "").strip()
+    found = session.connection().execute(
+        select(N.c.id).where(N.c.police_ref == ref, visible(user, "notification"))).first()
+    audit.record(session, user, "search", "notification", found[0] if found else None, police_ref=ref,
+                 outcome="ok" if found else "not_found")
+    return found[0] if found else None
+
+
+def log_search(session: Session, user: User, **criteria) -> None:
+    """A search of notifications (the filters used), for the audit log."""
+    audit.record(session, user, "search", "notification", None, **criteria)
+
+
+def log_export(session: Session, user: User, what: str, **details) -> None:
+    audit.record(session, user, "export", what, None, **details)

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import core.models  # noqa: F401  (registers tables)
 import dv.models  # noqa: F401
+import meetings.models  # noqa: F401
 from core.db import get_engine
 from core.settings import get_settings
 

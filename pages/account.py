@@ -8,7 +8,8 @@ from pages.common import current_user
 user = current_user()
 st.title("My account")
 st.text(f"{user.display_name} – {user.username} – {user.role.value}"
-        + (f" – {user.agency}" if user.agency else "") + (f" – school {user.school_urn}" if user.school_urn else ""))
+        + (f" – agency {user.agency_id}" if user.agency_id else "")
+        + (f" – school {user.school_urn}" if user.school_urn else ""))
 with st.form("password"):
     current = st.text_input("Current password", type="password")
     new = st.text_input("New password", type="password")

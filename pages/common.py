@@ -48,7 +48,7 @@ def page_visit() -> int:
     return st.session_state.get("page_visit", 0)
 
 
-def mark_viewed(entity: str, entity_id: int) -> bool:
+def mark_viewed(entity: str, entity_id) -> bool:
     """True the first time ``entity_id`` is shown in this page visit (so the view is audited once)."""
     seen = st.session_state.setdefault("viewed", set())
     key = (page_visit(), entity, entity_id)

@@ -6,13 +6,20 @@ from core.db import session_scope
 from core.scope import Refused
 from dv.import_service import issues_workbook, preview_rows
 from dv.importer import detect_profiles, import_upload
-from dv.notifications import recent_batches
+from dv.notifications import log_export, recent_batches
 from dv.profiles import ProfileError, list_profiles
 from dv.reading import FileRejected
 from pages.common import current_user
 from pages.profile_builder import profile_builder
 
 user = current_user()
+
+
+def _log_export(batch_id, rows):
+    with session_scope() as session:
+        log_export(session, user, "import_batch", batch_id=batch_id, rows=rows)
+
+
 st.title("Import")
 upload = st.file_uploader("Police extract (xlsx or csv)", type=["xlsx", "csv"])
 try:
@@ -65,7 +72,8 @@ if upload is not None:
                                           columns=["row", "column", "police_ref", "severity", "message"]),
                              hide_index=True, width="stretch")
                 st.download_button("Download the row errors (xlsx)", issues_workbook(result),
-                                   file_name=f"row-errors-{upload.name.rsplit('.', 1)[0]}.xlsx")
+                                   file_name=f"row-errors-{upload.name.rsplit('.', 1)[0]}.xlsx",
+                                   on_click=_log_export, args=(result.batch_id, len(result.errors)))
     profile_builder(data, upload.name)
 
 st.subheader("Recent imports")

@@ -7,7 +7,9 @@ import streamlit as st
 from core.db import session_scope
 from core.scope import can
 from dv.demo import load_demo
-from dv.notifications import RISKS, has_notifications, list_notifications, notification_detail, stream_summary
+from core.audit import record_history
+from dv.notifications import (RISKS, has_notifications, list_notifications, log_search, notification_detail,
+                              stream_summary)
 from pages.common import current_user, mark_viewed, show_text
 
 user = current_user()
@@ -30,7 +32,10 @@ if empty and can(user, "load_demo"):
             load_demo(session, user)
         st.rerun()  # outside the transaction: st.rerun() raises, and would roll it back
 
+criteria = {"start": start.isoformat(), "end": end.isoformat(), "risks": sorted(risks), "children": children}
 with session_scope() as session:
+    if mark_viewed("search", repr(criteria)):  # audited once per distinct search per page visit
+        log_search(session, user, **criteria)
     summary = stream_summary(session, user, start, end)
     tabs = st.tabs([f"Crime stream ({summary['crime']['total']})", f"Non-crime stream ({summary['non_crime']['total']})"])
     selected = None
@@ -93,3 +98,7 @@ with session_scope() as session:
             st.markdown("**Source**")
             st.dataframe(pd.DataFrame(detail["batches"], columns=["id", "file_name", "profile_name", "imported_by",
                                                                   "started_at_utc"]), hide_index=True)
+            with st.expander("Who viewed or changed this record"):
+                st.dataframe(pd.DataFrame(record_history(session, user, "notification", selected),
+                                          columns=["at_utc", "username", "role", "agency", "action", "outcome", "details"]),
+                             hide_index=True, width="stretch")

@@ -103,10 +103,10 @@ class PostgresServer:
 
         return psycopg.connect(host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True)
 
-    def create_database(self, name: str | None = None) -> str:
+    def create_database(self, name: str | None = None, template: str | None = None) -> str:
         name = name or f"t_{uuid.uuid4().hex[:16]}"
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     def drop_database(self, name: str) -> None:
@@ -194,14 +194,26 @@ def db_url(request, tmp_path):
             dispose_engine(url)
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    name = server.create_database()
+    template = request.getfixturevalue("pg_template")
+    name = server.create_database(template=template)  # a copy of a database migrated once: milliseconds
     url = server.url(name)
     try:
-        migrate(url)
         yield url
     finally:
         dispose_engine(url)
         server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server):
+    """A database migrated to head once per run; each test's database is created from it as a template."""
+    from core.db import migrate
+
+    name = pg_server.create_database("t_template")
+    url = pg_server.url(name)
+    migrate(url)
+    dispose_engine(url)
+    return name
 
 
 @pytest.fixture
@@ -384,3 +396,82 @@ def pytest_runtest_makereport(item, call):
     if report.failed and report.when == "call" and isinstance(app, StreamlitApp):
         report.sections.append(("streamlit server log (tail)", app.log_tail()))
     return report
+
+
+# ---------------------------------------------------------------------------------------------- OIDC sign-in
+
+OIDC_COORDINATOR_EMAIL = "casey.coordinator@northshire.example.gov.uk"
+
+
+@dataclasses.dataclass
+class OIDCApp:
+    app: StreamlitApp  # the app, started with an [auth] section pointing at the stub
+    stub: object  # tests.oidc_stub.OIDCStub: set ``stub.identity`` before signing in
+    coordinator_email: str  # the email of the app's coordinator ("coord")
+
+
+@pytest.fixture(scope="module")
+def oidc_app(tmp_path_factory, request):
+    """The app with council (OIDC) sign-in configured, for one test module: a stub OIDC provider on 127.0.0.1
+    (``tests/oidc_stub.py``) and ``streamlit run app.py`` (``start_streamlit_app``) whose secrets come only from a
+    generated ``secrets.toml`` in the temp dir (``STREAMLIT_SECRETS_FILES``, i.e. the ``secrets.files`` option), so
+    the repository's own ``.streamlit/secrets.toml`` is neither read nor written. The coordinator ``coord`` has
+    the email ``OIDC_COORDINATOR_EMAIL``. Yields an ``OIDCApp``."""
+    import secrets as pysecrets
+
+    from sqlalchemy import update
+
+    from core.db import get_engine, session_scope
+    from core.models import User
+    from tests.oidc_stub import OIDCStub
+
+    stub = OIDCStub(client_id="dadaily-test").start()
+    app = None
+    try:
+        workdir = tmp_path_factory.mktemp("streamlit-oidc")
+        secrets_file = workdir / "secrets.toml"
+        secrets_file.write_text(
+            "[auth]\n"
+            'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'  # Streamlit fills in server.port
+            f'cookie_secret = "{pysecrets.token_hex(32)}"\n'
+            f'client_id = "{stub.client_id}"\n'
+            f'client_secret = "{stub.client_secret}"\n'
+            f'server_metadata_url = "{stub.metadata_url}"\n', encoding="utf-8")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("STREAMLIT_SECRETS_FILES", str(secrets_file))
+            # Authlib (httpx2) in the Streamlit server calls the stub on loopback: never through a proxy.
+            for var in ("NO_PROXY", "no_proxy"):
+                mp.setenv(var, ",".join(filter(None, [os.environ.get(var), "127.0.0.1", "localhost"])))
+            app = start_streamlit_app(workdir)
+        stub.redirect_uris.add(f"{app.url}/oauth2callback")
+        try:
+            with session_scope(get_engine(app.database_url)) as s:
+                s.execute(update(User).where(User.username == app.username).values(email=OIDC_COORDINATOR_EMAIL))
+        finally:
+            dispose_engine(app.database_url)
+        failed_before = request.session.testsfailed
+        yield OIDCApp(app=app, stub=stub, coordinator_email=OIDC_COORDINATOR_EMAIL)
+        if request.session.testsfailed > failed_before:
+            with contextlib.suppress(OSError):
+                ARTIFACTS.mkdir(exist_ok=True)
+                shutil.copyfile(app.log_path, ARTIFACTS / f"streamlit-{request.module.__name__}.log")
+                (ARTIFACTS / f"oidc-stub-{request.module.__name__}.log").write_text("\n".join(stub.requests))
+    finally:
+        if app is not None:
+            _stop_process_group(app.process)
+        stub.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing():
+    """Argon2 at production cost makes hundreds of test accounts slow; tests use the same algorithm at minimum cost.
+    (Only in this process: the browser tests' Streamlit servers hash at full cost.)"""
+    import argon2
+
+    import core.auth
+
+    saved = core.auth._hasher, core.auth._DUMMY_HASH
+    core.auth._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    core.auth._DUMMY_HASH = core.auth._hasher.hash("dummy")
+    yield
+    core.auth._hasher, core.auth._DUMMY_HASH = saved

@@ -25,7 +25,7 @@ def make(session, username, role, **kw):
 def users(session):
     made = {
         "coordinator": make(session, "coord", UserRole.coordinator),
-        "agency": make(session, "csc.rep", UserRole.agency, agency="Children's Social Care"),
+        "agency": make(session, "csc.rep", UserRole.agency, agency_id=2),  # Children's Social Care (seeded)
         "school": make(session, "dsl", UserRole.school, school_urn="123456"),
         "admin": make(session, "admin", UserRole.admin),
         "manager": make(session, "manager", UserRole.manager),
@@ -83,13 +83,15 @@ def test_a_disabled_user_is_gone_at_the_next_rerun(session, users):
 
 
 def test_pages_offered_per_role(users):
-    assert pages_for(users["coordinator"]) == ("notifications", "import", "account")
-    for role in ("agency", "school", "admin", "manager"):
-        assert pages_for(users[role]) == ("account",)
+    assert pages_for(users["coordinator"]) == ("notifications", "import", "actions", "users", "account")
+    assert pages_for(users["agency"]) == ("my_actions", "account")
+    assert pages_for(users["school"]) == ("alerts", "account")
+    assert pages_for(users["admin"]) == ("users", "audit", "account")
+    assert pages_for(users["manager"]) == ("account",)
     assert pages_for(None) == ()
 
 
-def test_only_coordinators_see_notifications(session, users, tmp_path):
+def test_without_actions_only_coordinators_see_notifications(session, users, tmp_path):
     import_file(session, extract(tmp_path, "niche_wide", records(6)), load_profile("niche_wide"), now=NOW)
     session.commit()
     start, end = START, NOW.date()

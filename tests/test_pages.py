@@ -76,10 +76,11 @@ def test_coordinator_sees_stream_counts(app_db, tmp_path):
     assert labels == [f"Crime stream ({result.crime})", f"Non-crime stream ({result.non_crime})"]
 
 
-def test_agency_user_is_offered_no_case_pages(app_db):
-    uid = _user(app_db, "rep", UserRole.agency, agency="Probation")
+def test_agency_user_lands_on_my_actions_and_cannot_reach_notifications(app_db):
+    uid = _user(app_db, "rep", UserRole.agency, agency_id=6)  # Probation (seeded by migration 0002)
     at = _signed_in(uid).run()
-    assert at.title[0].value == "My account"
+    assert at.title[0].value == "My actions"
+    assert at.info[0].value == "Your agency has no actions."
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("pages/notifications.py")  # not registered for this role, so not reachable
 
