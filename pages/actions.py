@@ -9,7 +9,7 @@ from core.db import session_scope
 from core.scope import Refused
 from dv.notifications import find_notification
 from meetings.actions import create_action, list_actions
-from pages.common import current_user
+from pages.common import current_user, label
 
 user = current_user()
 st.title("Actions")
@@ -19,7 +19,7 @@ with session_scope() as session:
     actions = list_actions(session, user, agency_id=agency)
 frame = pd.DataFrame(actions, columns=["overdue", "due_at", "agency", "status", "description", "police_ref", "owner",
                                        "note"])
-frame["status"] = frame["status"].map(lambda s: s.value.replace("_", " "))
+frame["status"] = frame["status"].map(label)
 st.dataframe(frame, hide_index=True, width="stretch")
 
 with st.expander("Agree a new action"):

@@ -56,3 +56,8 @@ def mark_viewed(entity: str, entity_id) -> bool:
         return False
     seen.add(key)
     return True
+
+
+def label(value) -> str:
+    """'not_possible' / ActionStatus.not_possible -> 'not possible' (pandas 3 turns str enums into plain str)."""
+    return str(getattr(value, "value", value) or "").replace("_", " ")

@@ -6,7 +6,7 @@ from core.db import session_scope
 from core.scope import Refused
 from meetings.actions import Conflict, list_actions, update_action
 from meetings.models import ActionStatus
-from pages.common import current_user
+from pages.common import current_user, label
 
 user = current_user()
 st.title("My actions")
@@ -16,17 +16,19 @@ if not actions:
     st.info("Your agency has no actions.")
     st.stop()
 frame = pd.DataFrame(actions)
-frame["status"] = frame["status"].map(lambda s: s.value.replace("_", " "))
-frame["risk"] = frame["risk"].map(lambda r: r.value.replace("_", " "))
-event = st.dataframe(
-    frame[["id", "overdue", "due_at", "status", "description", "police_ref", "incident_at", "risk", "owner", "note"]],
-    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="actions_table",
-    column_config={"id": None, "due_at": st.column_config.DatetimeColumn("Due", format="DD/MM/YYYY HH:mm"),
+frame["status"] = frame["status"].map(label)
+frame["risk"] = frame["risk"].map(label)
+st.dataframe(
+    frame[["overdue", "due_at", "status", "description", "police_ref", "incident_at", "risk", "owner", "note"]],
+    hide_index=True, width="stretch",
+    column_config={"due_at": st.column_config.DatetimeColumn("Due", format="DD/MM/YYYY HH:mm"),
                    "incident_at": st.column_config.DatetimeColumn("Incident", format="DD/MM/YYYY HH:mm")})
-if not event.selection.rows:
-    st.caption("Select an action to update it.")
+by_id = {a["id"]: a for a in actions}
+chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="Choose an action",
+                      format_func=lambda i: f"{by_id[i]['police_ref']}: {by_id[i]['description'][:80]}")
+if chosen is None:
     st.stop()
-action = actions[event.selection.rows[0]]
+action = by_id[chosen]
 st.subheader(f"Action on {action['police_ref']}")
 st.text(action["description"])
 statuses = [s.value for s in ActionStatus]

@@ -7,7 +7,7 @@ from core.auth import PasswordRejected, create_user
 from core.db import session_scope
 from core.models import UserRole
 from core.scope import Refused
-from pages.common import current_user
+from pages.common import current_user, label
 
 user = current_user()
 st.title("Users and agencies")
@@ -18,12 +18,14 @@ agency_names = {a["id"]: a["name"] for a in agencies}
 roles = [r.value for r in UserRole]
 frame = pd.DataFrame(users, columns=["id", "username", "display_name", "role", "agency", "school_urn", "disabled",
                                      "must_change_password", "last_login_utc"])
-frame["role"] = frame["role"].map(lambda r: r.value)
-event = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                     key="users_table", column_config={"id": None})
+frame["role"] = frame["role"].map(label)
+st.dataframe(frame, hide_index=True, width="stretch", column_config={"id": None})
+by_id = {u["id"]: u for u in users}
+pick = st.selectbox("Account to change", list(by_id), index=None, placeholder="Choose an account",
+                    format_func=lambda i: f"{by_id[i]['username']} ({by_id[i]['display_name']})")
 
-if event.selection.rows:
-    chosen = users[event.selection.rows[0]]
+if pick is not None:
+    chosen = by_id[pick]
     with st.form(f"edit_{chosen['id']}"):
         st.subheader(f"Edit {chosen['username']}")
         role = st.selectbox("Role", roles, index=roles.index(chosen["role"].value))
