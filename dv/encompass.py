@@ -60,3 +60,8 @@ def acknowledge_alert(session: Session, user: User | None, alert_id: int) -> Non
 
         raise refuse(session, user, "acknowledge_alert", "encompass_alert", alert_id)
     # already acknowledged: nothing to do
+
+
+def record_disclosure(session: Session, user: User, alert_id: int) -> None:
+    """The alert's content was shown to this school user (audited once per alert per page visit)."""
+    audit.record(session, user, "disclosure", "encompass_alert", alert_id)

@@ -127,14 +127,15 @@ def _kept(n: FromClause, cutoff_utc: dt.datetime, cutoff_local: dt.datetime) -> 
     return or_(n.c.legal_hold == true(), not_(_due(n, cutoff_utc, cutoff_local)))
 
 
-def _linked_to_kept(person_id, cutoff_utc, cutoff_local) -> ColumnElement[bool]:
-    """The person is a party to, or the victim of, a notification that stays."""
+def _orphaned(person_id, cutoff_utc, cutoff_local) -> ColumnElement[bool]:
+    """The person is neither a party to nor the victim of any notification that stays. Two top-level NOT EXISTS
+    (not NOT (A OR B)), so PostgreSQL can plan them as anti-joins when there are many people to check."""
     np, k1, k2 = NP.alias("knp"), N.alias("k1"), N.alias("k2")
     as_party = (select(literal_column("1")).select_from(np.join(k1, k1.c.id == np.c.notification_id))
                 .where(np.c.person_id == person_id, _kept(k1, cutoff_utc, cutoff_local)).exists())
     as_victim = (select(literal_column("1")).select_from(k2)
                  .where(k2.c.victim_id == person_id, _kept(k2, cutoff_utc, cutoff_local)).exists())
-    return or_(as_party, as_victim)
+    return and_(not_(as_party), not_(as_victim))
 
 
 def _batches_still_referenced(cutoff_utc, cutoff_local):
@@ -184,7 +185,7 @@ def plan_retention(session: Session, *, now: dt.datetime | None = None,
     )
     p = PERSON.alias("p")
     person_ids = tuple(session.execute(
-        select(p.c.id).where(p.c.id.in_(candidates), not_(_linked_to_kept(p.c.id, cutoff_utc, cutoff_local)))
+        select(p.c.id).where(p.c.id.in_(candidates), _orphaned(p.c.id, cutoff_utc, cutoff_local))
         .order_by(p.c.id)).scalars()) if ids else ()
 
     b = BATCH.alias("b")

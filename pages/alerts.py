@@ -1,10 +1,9 @@
 """Operation Encompass alerts for a school's key adult: only this school's pupils, only the disclosed fields."""
 import streamlit as st
 
-from core.audit import record
 from core.db import session_scope
 from core.scope import Refused
-from dv.encompass import acknowledge_alert, list_alerts
+from dv.encompass import acknowledge_alert, list_alerts, record_disclosure
 from pages.common import current_user, mark_viewed
 
 user = current_user()
@@ -13,7 +12,7 @@ with session_scope() as session:
     alerts = list_alerts(session, user)
     for alert in alerts:
         if mark_viewed("encompass_alert", alert["id"]):
-            record(session, user, "view", "encompass_alert", alert["id"])
+            record_disclosure(session, user, alert["id"])
 if not alerts:
     st.info("There are no alerts for your school.")
 for alert in alerts:

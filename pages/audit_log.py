@@ -16,7 +16,7 @@ dates = c[0].date_input("Dates (UTC)", (today - dt.timedelta(days=7), today), fo
 start, end = (dates[0], dates[-1]) if isinstance(dates, (tuple, list)) and dates else (today, today)
 username = c[1].text_input("User")
 action = c[2].selectbox("What", ["", "login", "login_failed", "view", "search", "import", "export", "change",
-                                  "acknowledge", "refused", "retention"])
+                                  "acknowledge", "disclosure", "refused", "retention"])
 entity = c[3].selectbox("Record type", ["", "notification", "person", "action", "encompass_alert", "import_batch",
                                          "user", "agency", "audit_event"])
 entity_id = c[4].text_input("Record id")

@@ -7,6 +7,7 @@ A missing PostgreSQL or Chromium skips the tests that need it, with the reason; 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import glob
 import os
@@ -475,3 +476,57 @@ def _cheap_password_hashing():
     core.auth._DUMMY_HASH = core.auth._hasher.hash("dummy")
     yield
     core.auth._hasher, core.auth._DUMMY_HASH = saved
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Audit guard: every committed transaction in the test process that changes a guarded table must also have
+# written an audit row. Test set-up that pokes the database directly says so with ``unaudited()`` or the
+# ``unaudited`` marker.
+
+AUDITED_TABLES = frozenset({"notification", "notification_person", "person", "field_change", "action",
+                            "encompass_alert", "user", "agency", "import_batch", "row_error"})
+_DML = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
+from tests.factories import _unaudited_depth  # noqa: E402  (shared with tests.factories.unaudited)
+
+
+@pytest.fixture(autouse=True)
+def audit_guard(request):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    violations: list[str] = []
+    exempt_test = request.node.get_closest_marker("unaudited") is not None
+
+    def after_execute(conn, cursor, statement, parameters, context, executemany):
+        match = _DML.match(statement)
+        if not match:
+            return
+        table = match.group(1).lower()
+        if table == "audit_event":
+            conn.info["audited"] = True
+        elif table == "alembic_version":
+            conn.info["migration"] = True
+        elif table in AUDITED_TABLES and not _unaudited_depth.get():
+            conn.info.setdefault("changed", set()).add(table)
+
+    def on_commit(conn):
+        changed = conn.info.pop("changed", None)
+        audited = conn.info.pop("audited", False)
+        migration = conn.info.pop("migration", False)
+        if changed and not audited and not migration and not exempt_test:
+            violations.append(f"a transaction changed {sorted(changed)} without an audit row")
+
+    def on_rollback(conn):
+        for key in ("changed", "audited", "migration"):
+            conn.info.pop(key, None)
+
+    event.listen(Engine, "after_cursor_execute", after_execute)
+    event.listen(Engine, "commit", on_commit)
+    event.listen(Engine, "rollback", on_rollback)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "after_cursor_execute", after_execute)
+        event.remove(Engine, "commit", on_commit)
+        event.remove(Engine, "rollback", on_rollback)
+    assert not violations, violations

@@ -27,7 +27,7 @@ from dv.notifications import list_notifications, notification_detail
 from dv.profiles import load_profile
 from meetings.actions import Conflict, create_action, list_actions, update_action
 from meetings.models import Action
-from tests.factories import NOW, START, extract, records
+from tests.factories import NOW, START, extract, records, unaudited
 
 PASSWORD = "correct-horse-staple-7"
 CSC, PROBATION, HOUSING = 2, 6, 7  # agency ids seeded by migration 0002
@@ -65,8 +65,10 @@ def world(session, tmp_path) -> World:
         "manager": make("manager", UserRole.manager),
         "disabled": make("gone", UserRole.coordinator),
     }
-    users["disabled"].disabled = True
-    session.add(users["disabled"])
+    with unaudited():
+        users["disabled"].disabled = True
+        session.add(users["disabled"])
+        session.commit()
     import_file(session, extract(tmp_path, "niche_wide", records(6, seed=41)), load_profile("niche_wide"), now=NOW)
     session.commit()
     n = sorted(session.exec(select(Notification.id)).scalars().all()) if False else sorted(
@@ -287,9 +289,10 @@ class ScopeMachine(RuleBasedStateMachine):
         user = create_user(self.session, None, username=f"u{len(self.users)}", display_name="u", role=role,
                            password=PASSWORD, agency_id=agency if role == UserRole.agency else None,
                            school_urn=urn if role == UserRole.school else None)
-        user.disabled = disabled
-        self.session.add(user)
-        self.session.commit()
+        with unaudited():
+            user.disabled = disabled
+            self.session.add(user)
+            self.session.commit()
         self.users.append(user)
 
     @rule(which=st.integers(0, 5), agency=st.sampled_from([CSC, PROBATION, HOUSING]))

@@ -12,7 +12,7 @@ from core.scope import Refused, pages_for, require
 from dv.importer import import_file, import_upload
 from dv.notifications import list_notifications, notification_detail, recent_batches, stream_summary
 from dv.profiles import load_profile
-from tests.factories import NOW, START, count, extract, records
+from tests.factories import NOW, START, count, extract, records, unaudited
 
 PASSWORD = "correct-horse-staple-7"
 
@@ -74,9 +74,10 @@ def test_sign_in_audits_success_and_failure_and_locks_after_repeated_failures(en
 def test_a_disabled_user_is_gone_at_the_next_rerun(session, users):
     coord = users["coordinator"]
     assert load_active_user(session, coord.id) is not None
-    coord.disabled = True
-    session.add(coord)
-    session.commit()
+    with unaudited():
+        coord.disabled = True
+        session.add(coord)
+        session.commit()
     assert load_active_user(session, coord.id) is None
     with pytest.raises(AuthError, match="disabled"):
         authenticate(session, "coord", PASSWORD)

@@ -18,6 +18,7 @@ from core.db import get_engine, migrate, session_scope
 from core.models import AuditEvent, UserRole
 from core.oidc import claims_are_fresh, claims_usable, login_provider, oidc_configured, user_for_claims
 from core.timeutil import utcnow
+from tests.factories import unaudited
 
 PASSWORD = "correct-horse-staple-7"
 EMAIL = "Casey.Coordinator@Northshire.example.gov.uk"
@@ -124,9 +125,10 @@ def test_an_account_without_email_is_never_matched(session):
 
 def test_a_disabled_account_is_refused(session):
     user = make(session, "coord", email=EMAIL)
-    user.disabled = True
-    session.add(user)
-    session.commit()
+    with unaudited():
+        user.disabled = True
+        session.add(user)
+        session.commit()
     row = refused(session, claims(), oidc.DISABLED)
     assert (row.user_id, row.username) == (user.id, "coord")
     assert json.loads(row.details)["reason"] == "disabled"
@@ -134,9 +136,10 @@ def test_a_disabled_account_is_refused(session):
 
 def test_a_locked_account_is_refused(session):
     user = make(session, "coord", email=EMAIL)
-    user.locked_until_utc = utcnow() + dt.timedelta(minutes=10)
-    session.add(user)
-    session.commit()
+    with unaudited():
+        user.locked_until_utc = utcnow() + dt.timedelta(minutes=10)
+        session.add(user)
+        session.commit()
     row = refused(session, claims(), oidc.LOCKED)
     assert json.loads(row.details)["reason"] == "locked"
 

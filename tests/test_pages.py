@@ -102,3 +102,27 @@ def test_an_empty_hub_offers_the_demo_data_set(app_db):
     at.button(key="load_demo").click().run()
     assert not at.exception
     assert sum(int(t.label.split("(")[1].rstrip(")")) for t in at.tabs) > 0
+
+
+def test_a_temporary_password_must_be_changed_first(app_db):
+    from core.models import User
+    from sqlmodel import Session
+
+    uid = _user(app_db, "newbie", UserRole.coordinator)
+    with Session(get_engine(app_db)) as s:
+        from tests.factories import unaudited
+
+        with unaudited():
+            user = s.get(User, uid)
+            user.must_change_password = True
+            s.add(user)
+            s.commit()
+    at = _signed_in(uid).run()
+    assert at.title[0].value == "Choose a new password"
+    at.text_input[0].input(PASSWORD)
+    at.text_input[1].input("another-long-passphrase-3")
+    at.text_input[2].input("another-long-passphrase-3")
+    at.button[0].click().run()
+    assert at.title[0].value == "Notifications"
+    with Session(get_engine(app_db)) as s:
+        assert s.get(User, uid).must_change_password is False
