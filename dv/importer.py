@@ -19,6 +19,7 @@ import gc
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -691,15 +692,31 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     if progress:
         progress(0.2, "Checking rows")
     now = now or london_now()
-    # An import allocates hundreds of thousands of small objects that all live until the end; pausing the cyclic
-    # collector meanwhile saves ~15% (reference counting still frees everything that can be freed).
-    gc_was_enabled = gc.isenabled()
+    with _collector_paused():
+        groups = _skip_identical(session, _group_rows(sheet.rows, layout, profile, result), profile, result)
+        records = _parse_groups(groups, layout, profile, now, result, progress)
+        if not records and not result.rows_read:
+            raise FileRejected("The file has a header row but no notifications below it.")
+        sha256 = hashlib.sha256(data).hexdigest()
+        _apply(session, records, profile, layout, result, user, file_name, sha256, actor, dry_run, progress)
+    audit.record(session, user, "import_dry_run" if dry_run else "import", "import_batch", result.batch_id,
+                 username=actor, file=file_name, sha256=sha256, profile=profile.name,
+                 counts={k: v for k, v in result.to_json().items() if isinstance(v, int) and k != "batch_id"})
+    if progress:
+        progress(1.0, "Done")
+    return result
+
+
+@contextmanager
+def _collector_paused():
+    """An import allocates hundreds of thousands of small objects that all live until the end; pausing the cyclic
+    garbage collector meanwhile saves ~15% (reference counting still frees everything that can be freed)."""
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _import_rows(session, sheet, layout, profile, result, data, file_name, user, actor, dry_run, now,
-                            progress)
+        yield
     finally:
-        if gc_was_enabled:
+        if was_enabled:
             gc.enable()
 
 
@@ -728,9 +745,8 @@ def _skip_identical(session: Session, groups: list[Group], profile: Profile, res
     return remaining
 
 
-def _import_rows(session, sheet, layout, profile, result, data, file_name, user, actor, dry_run, now, progress):
-    groups = _group_rows(sheet.rows, layout, profile, result)
-    groups = _skip_identical(session, groups, profile, result)
+def _parse_groups(groups: list[Group], layout: Layout, profile: Profile, now: dt.datetime, result: ImportResult,
+                  progress: Progress | None) -> list[dict]:
     records: list[dict] = []
     rejected_rows: set[int] = set()
     for n, group in enumerate(groups):
@@ -746,16 +762,7 @@ def _import_rows(session, sheet, layout, profile, result, data, file_name, user,
             progress(0.2 + 0.45 * n / len(groups), f"Checked {n:,} of {len(groups):,} notifications")
     result.rejected += len(rejected_rows)
     result.errors.sort(key=lambda e: (e.row or 0, e.column or ""))
-    if not records and not result.rows_read:
-        raise FileRejected("The file has a header row but no notifications below it.")
-    sha256 = hashlib.sha256(data).hexdigest()
-    _apply(session, records, profile, layout, result, user, file_name, sha256, actor, dry_run, progress)
-    audit.record(session, user, "import_dry_run" if dry_run else "import", "import_batch", result.batch_id,
-                 username=actor, file=file_name, sha256=sha256, profile=profile.name,
-                 counts={k: v for k, v in result.to_json().items() if isinstance(v, int) and k != "batch_id"})
-    if progress:
-        progress(1.0, "Done")
-    return result
+    return records
 
 
 def import_upload(session: Session, user: User | None, data: bytes, file_name: str, profile: Profile, *,
