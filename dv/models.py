@@ -102,6 +102,9 @@ class Notification(SQLModel, table=True):
         Index("ix_notification_incident", "incident_at"),
         Index("ix_notification_victim_incident", "victim_id", "incident_at"),
         Index("ix_notification_stream_incident", "stream", "incident_at"),
+        # foreign keys that deletes (retention) check: without these, each deleted batch scans the table
+        Index("ix_notification_first_batch", "first_batch_id"),
+        Index("ix_notification_last_batch", "last_batch_id"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -169,7 +172,7 @@ class FieldChange(SQLModel, table=True):
     notification_id: int = Field(
         sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True)
     )
-    batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id")
+    batch_id: Optional[int] = Field(default=None, foreign_key="import_batch.id", index=True)
     field: str = Field(max_length=60)
     old_value: Optional[str] = Field(default=None, sa_column=Column(Text))
     new_value: Optional[str] = Field(default=None, sa_column=Column(Text))
@@ -192,8 +195,8 @@ class EncompassAlert(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(
         sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True))
-    child_link_id: Optional[int] = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL")))
+    child_link_id: Optional[int] = Field(  # indexed: deleting a person link must not scan every alert
+        default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL"), index=True))
     school_urn: Optional[str] = Field(default=None, max_length=12)  # None while the school is to be resolved
     due_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
     status: AlertStatus = Field(default=AlertStatus.queued, sa_type=EnumText(AlertStatus))

@@ -138,16 +138,17 @@ def _orphaned(person_id, cutoff_utc, cutoff_local) -> ColumnElement[bool]:
     return and_(not_(as_party), not_(as_victim))
 
 
-def _batches_still_referenced(cutoff_utc, cutoff_local):
-    """Ids of import batches a notification that stays refers to (first or last batch, or a field change).
-    Aggregated once (UNION removes duplicates: a few thousand batch ids at most), never probed per batch: those
-    columns have no index."""
+def _old_batches_still_referenced(cutoff_utc, cutoff_local):
+    """Ids of import batches started before the cut-off that a notification that stays refers to (as its first or
+    last batch, or through a field change). Aggregated once by UNION (a few thousand ids at most), not probed per
+    batch: those reference columns have no index. Only rows pointing at an old batch are tested for "stays"."""
+    old = select(BATCH.c.id).where(BATCH.c.started_at_utc < cutoff_utc)
     k1, k2, k3, fc = N.alias("b1"), N.alias("b2"), N.alias("b3"), FC.alias("bfc")
     return union(
-        select(k1.c.first_batch_id).where(k1.c.first_batch_id.is_not(None), _kept(k1, cutoff_utc, cutoff_local)),
-        select(k2.c.last_batch_id).where(k2.c.last_batch_id.is_not(None), _kept(k2, cutoff_utc, cutoff_local)),
+        select(k1.c.first_batch_id).where(k1.c.first_batch_id.in_(old), _kept(k1, cutoff_utc, cutoff_local)),
+        select(k2.c.last_batch_id).where(k2.c.last_batch_id.in_(old), _kept(k2, cutoff_utc, cutoff_local)),
         select(fc.c.batch_id).select_from(fc.join(k3, k3.c.id == fc.c.notification_id))
-        .where(fc.c.batch_id.is_not(None), _kept(k3, cutoff_utc, cutoff_local)),
+        .where(fc.c.batch_id.in_(old), _kept(k3, cutoff_utc, cutoff_local)),
     )
 
 
@@ -191,7 +192,7 @@ def plan_retention(session: Session, *, now: dt.datetime | None = None,
     b = BATCH.alias("b")
     batch_ids = tuple(session.execute(
         select(b.c.id).where(b.c.started_at_utc < cutoff_utc,
-                             b.c.id.not_in(_batches_still_referenced(cutoff_utc, cutoff_local)))
+                             b.c.id.not_in(_old_batches_still_referenced(cutoff_utc, cutoff_local)))
         .order_by(b.c.id)).scalars())
 
     return RetentionPlan(now_utc=now, retention_days=days, cutoff_utc=cutoff_utc, cutoff_local=cutoff_local,
