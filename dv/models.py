@@ -206,3 +206,30 @@ class EncompassAlert(SQLModel, table=True):
     acknowledged_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
     version: int = 1
+
+
+class MatchStatus(str, Enum):
+    suggested = "suggested"
+    confirmed = "confirmed"  # the same person: histories are read together
+    rejected = "rejected"  # not the same person: never suggested again
+    undone = "undone"  # was confirmed, then a coordinator undid it: not suggested again
+
+
+class PersonMatch(SQLModel, table=True):
+    """A possible match between two person records (variant spelling, missing date of birth), and what a
+    coordinator decided. ``person_a_id`` < ``person_b_id``; one row per pair."""
+
+    __tablename__ = "person_match"
+    __table_args__ = (UniqueConstraint("person_a_id", "person_b_id", name="uq_person_match_pair"),
+                      Index("ix_person_match_b", "person_b_id"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    person_a_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False))
+    person_b_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False))
+    status: MatchStatus = Field(default=MatchStatus.suggested, sa_type=EnumText(MatchStatus))
+    score: float = 0.0
+    why: Optional[str] = Field(default=None, sa_column=Column(Text))  # JSON list of reasons shown to the coordinator
+    decided_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    decided_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
+    created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    version: int = 1
