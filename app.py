@@ -30,6 +30,7 @@ PAGES = {
     "notifications": st.Page("pages/notifications.py", title="Notifications", icon=":material/list_alt:",
                              url_path="notifications"),
     "import": st.Page("pages/import_extract.py", title="Import", icon=":material/upload_file:", url_path="import"),
+    "agenda": st.Page("pages/agenda.py", title="Agenda", icon=":material/event_note:", url_path="agenda"),
     "actions": st.Page("pages/actions.py", title="Actions", icon=":material/task_alt:", url_path="actions"),
     "my_actions": st.Page("pages/my_actions.py", title="My actions", icon=":material/task_alt:", url_path="my-actions"),
     "alerts": st.Page("pages/alerts.py", title="Encompass alerts", icon=":material/school:", url_path="alerts"),
@@ -181,11 +182,7 @@ def main() -> None:
                 st.logout()  # the browser leaves for the identity provider's logout, then the sign-in page
                 st.stop()
             st.rerun()
-    page = st.navigation(pages)
-    if st.session_state.get("current_page") != page.url_path:
-        st.session_state["current_page"] = page.url_path
-        st.session_state["page_visit"] = st.session_state.get("page_visit", 0) + 1
-    page.run()
+    st.navigation(pages).run()
 
 
 main()

@@ -42,11 +42,14 @@ ACTIONS: dict[str, frozenset[UserRole]] = {
     "read_audit": frozenset({C, AD}),
     "export_audit": frozenset({AD}),
     "view_dashboard": frozenset({C, M}),
+    "manage_agenda": frozenset({C}),  # build, publish, add, remove and reorder the daily meeting's agenda
+    "read_agenda": frozenset({C}),  # the agenda, its export and print view
+    "manage_matches": frozenset({C}),  # confirm, reject or undo possible matches between person records
 }
 
 # role -> page keys, in menu order (app.py maps keys to st.Page objects)
 PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
-    C: ("notifications", "import", "actions", "users", "account"),
+    C: ("notifications", "import", "agenda", "actions", "users", "account"),
     A: ("my_actions", "account"),
     S: ("alerts", "account"),
     AD: ("users", "audit", "account"),
@@ -86,7 +89,8 @@ def visible(user: User | None, resource: str, table: FromClause | None = None) -
         return false()
     role = user.role
     if role == C and resource in {"notification", "person", "notification_person", "field_change", "import_batch",
-                                  "row_error", "action", "encompass_alert", "agency", "user"}:
+                                  "row_error", "action", "encompass_alert", "agency", "user",
+                                  "person_match"}:
         return true()
     if role == C and resource == "audit_event":
         from core.models import AuditEvent

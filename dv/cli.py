@@ -147,6 +147,35 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_agenda(args) -> int:
+    import datetime as dt
+
+    from meetings.agenda import (RulesError, agenda_text, build_agenda, cli_payload, job_agenda_view, load_rules,
+                                 publish_agenda)
+
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        return _fail(f"--date must be a date written YYYY-MM-DD (got {args.date!r}).")
+    try:
+        rules = load_rules()
+    except RulesError as exc:
+        return _fail(str(exc))
+    migrate()
+    actor = _actor()
+    try:
+        with session_scope() as session:
+            meeting_id = build_agenda(session, None, day, rules=rules, actor=actor)
+            view = job_agenda_view(session, day, actor=actor, rules=rules)
+            if args.publish and view["status"] == "draft":
+                publish_agenda(session, None, meeting_id, view["version"], actor=actor)
+                view = job_agenda_view(session, day, actor=actor, rules=rules)
+    except ValueError as exc:  # not a meeting day, a closed meeting
+        return _fail(str(exc))
+    _print(args, cli_payload(view), agenda_text(view).rstrip("\n"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("samples", cmd_samples, "write synthetic sample extracts, one per shipped profile")
     p.add_argument("directory", nargs="?", default="data/samples")
     add("profiles", cmd_profiles, "list the import profiles")
+    p = add("agenda", cmd_agenda, "build (or refresh) the agenda of a meeting day and print it")
+    p.add_argument("--date", required=True, help="the meeting day, YYYY-MM-DD")
+    p.add_argument("--publish", action="store_true", help="publish the agenda (later imports add late additions)")
     p = add("retention", cmd_retention, "delete closed notifications past the retention period (DV_RETENTION_DAYS)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")

@@ -3,9 +3,10 @@ import streamlit as st
 
 from core.auth import AuthError, PasswordRejected, change_password
 from core.db import session_scope
-from pages.common import current_user
+from pages.common import current_user, enter_page
 
 user = current_user()
+enter_page("account")
 st.title("My account")
 st.text(f"{user.display_name} – {user.username} – {user.role.value}"
         + (f" – agency {user.agency_id}" if user.agency_id else "")

@@ -9,9 +9,10 @@ from core.db import session_scope
 from core.scope import Refused
 from dv.notifications import find_notification
 from meetings.actions import create_action, list_actions
-from pages.common import current_user, label
+from pages.common import current_user, enter_page, label
 
 user = current_user()
+enter_page("actions")
 st.title("Actions")
 with session_scope() as session:
     agencies = {a["id"]: a["name"] for a in list_agencies(session, user)}

@@ -4,9 +4,10 @@ import streamlit as st
 from core.db import session_scope
 from core.scope import Refused
 from dv.encompass import acknowledge_alert, list_alerts, record_disclosure
-from pages.common import current_user, mark_viewed
+from pages.common import current_user, enter_page, mark_viewed, md_escape
 
 user = current_user()
+enter_page("alerts")
 st.title("Operation Encompass alerts")
 with session_scope() as session:
     alerts = list_alerts(session, user)
@@ -18,7 +19,7 @@ if not alerts:
 for alert in alerts:
     with st.container(border=True):
         d = alert["disclosed"]
-        st.subheader(f"{d.get('child', 'A pupil')}")
+        st.subheader(md_escape(d.get("child", "A pupil")))
         for label, key in (("Date of birth", "child_dob"), ("Police reference", "police_ref"),
                            ("Date and time", "incident_at"), ("Place", "place"), ("Child present", "present"),
                            ("What happened", "circumstances"), ("Risk", "risk")):

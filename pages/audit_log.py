@@ -6,9 +6,10 @@ import streamlit as st
 
 from core.audit import AUDIT_COLUMNS, export_events, query_events
 from core.db import session_scope
-from pages.common import current_user
+from pages.common import current_user, enter_page
 
 user = current_user()
+enter_page("audit")
 st.title("Audit log")
 today = dt.date.today()
 c = st.columns(5)

@@ -43,8 +43,15 @@ def show_text(label: str, value: object) -> None:
     st.text("" if value is None else str(value))
 
 
+def enter_page(name: str) -> None:
+    """Called at the top of a page: counts a new visit when the user arrives from another page (views are audited
+    once per record per visit, not on every rerun)."""
+    if st.session_state.get("current_page") != name:
+        st.session_state["current_page"] = name
+        st.session_state["page_visit"] = st.session_state.get("page_visit", 0) + 1
+
+
 def page_visit() -> int:
-    """A number that changes each time the user arrives at a page (views are audited once per record per visit)."""
     return st.session_state.get("page_visit", 0)
 
 
@@ -61,3 +68,12 @@ def mark_viewed(entity: str, entity_id) -> bool:
 def label(value) -> str:
     """'not_possible' / ActionStatus.not_possible -> 'not possible' (pandas 3 turns str enums into plain str)."""
     return str(getattr(value, "value", value) or "").replace("_", " ")
+
+
+_MD_SPECIAL = "\\`*_{}[]()#+-.!|<>~$"
+
+
+def md_escape(text) -> str:
+    """Text from a police extract (or any user) made inert for the Markdown that st.subheader, st.error and
+    friends render: no links, images, emphasis or headings can be smuggled in."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))

@@ -9,10 +9,11 @@ from dv.importer import detect_profiles, import_upload
 from dv.notifications import log_export, recent_batches
 from dv.profiles import ProfileError, list_profiles
 from dv.reading import FileRejected
-from pages.common import current_user
+from pages.common import current_user, enter_page, md_escape
 from pages.profile_builder import profile_builder
 
 user = current_user()
+enter_page("import")
 
 
 def _log_export(batch_id, rows):
@@ -33,14 +34,14 @@ if upload is not None:
     detected = detect_profiles(data, upload.name, profiles)
     names = [p.name for p in profiles]
     default = names.index(detected[0][0].name) if detected else 0
-    st.caption(f"Detected layout: {detected[0][0].name}" if detected else "No profile matches this layout: choose one, or build one below.")
+    st.caption(md_escape(f"Detected layout: {detected[0][0].name}") if detected else "No profile matches this layout: choose one, or build one below.")
     choice = st.selectbox("Profile", names, index=default)
     profile = profiles[names.index(choice)]
     try:
         with st.expander("Preview (first rows as in the file)", expanded=False):
             st.dataframe(pd.DataFrame(preview_rows(data, upload.name, profile.sheet, profile.encoding)), hide_index=True)
     except FileRejected as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
     c1, c2 = st.columns(2)
     dry = c1.button("Check (dry run)", key="dry_run")
     real = c2.button("Import", type="primary", key="import")
@@ -52,7 +53,7 @@ if upload is not None:
                                        progress=lambda f, m: bar.progress(min(f, 1.0), text=m))
         except FileRejected as exc:
             bar.empty()
-            st.error(f"Nothing was imported: {exc}")
+            st.error(md_escape(f"Nothing was imported: {exc}"))
         except Refused as exc:
             bar.empty()
             st.error(str(exc))

@@ -6,9 +6,10 @@ from core.db import session_scope
 from core.scope import Refused
 from meetings.actions import Conflict, list_actions, update_action
 from meetings.models import ActionStatus
-from pages.common import current_user, label
+from pages.common import current_user, enter_page, label, md_escape
 
 user = current_user()
+enter_page("my_actions")
 st.title("My actions")
 with session_scope() as session:
     actions = list_actions(session, user)
@@ -29,7 +30,7 @@ chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="
 if chosen is None:
     st.stop()
 action = by_id[chosen]
-st.subheader(f"Action on {action['police_ref']}")
+st.subheader(md_escape(f"Action on {action['police_ref']}"))
 st.text(action["description"])
 statuses = [s.value for s in ActionStatus]
 with st.form(f"update_{action['id']}"):

@@ -10,9 +10,10 @@ from dv.demo import load_demo
 from core.audit import record_history
 from dv.notifications import (RISKS, has_notifications, list_notifications, log_search, notification_detail,
                               stream_summary)
-from pages.common import current_user, mark_viewed, show_text
+from pages.common import current_user, enter_page, mark_viewed, md_escape, show_text
 
 user = current_user()
+enter_page("notifications")
 st.title("Notifications")
 today = dt.date.today()
 c1, c2, c3 = st.columns([2, 2, 1])
@@ -66,7 +67,7 @@ with session_scope() as session:
             st.error("That notification is not available to you.")
         else:
             st.divider()
-            st.subheader(f"{detail['police_ref']} – {detail['stream'].value.replace('_', '-')}")
+            st.subheader(md_escape(f"{detail['police_ref']} – {detail['stream'].value.replace('_', '-')}"))
             show_text("Why this stream", detail["stream_reason"])
             a, b, c = st.columns(3)
             with a:

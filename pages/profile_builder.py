@@ -7,7 +7,7 @@ from core.scope import Refused, require
 from dv.import_service import guess_header_row, preview_rows, suggest_mapping
 from dv.profiles import FIELDS, ProfileError, profile_to_toml, save_profile
 from dv.reading import FileRejected
-from pages.common import current_user
+from pages.common import current_user, md_escape
 
 
 def profile_builder(data: bytes, file_name: str) -> None:
@@ -15,7 +15,7 @@ def profile_builder(data: bytes, file_name: str) -> None:
         try:
             rows = preview_rows(data, file_name, nrows=30)
         except FileRejected as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         header_row = st.number_input("Header row (as Excel numbers it)", 1, len(rows) or 1, guess_header_row(rows))
         headers = [h for h in rows[header_row - 1] if h] if rows else []
@@ -51,6 +51,6 @@ def profile_builder(data: bytes, file_name: str) -> None:
                     path = save_profile(profile_to_toml(name, force, columns, children, header_row=header_row))
                     audit.record(session, user, "change", "import_profile", path.stem, new=columns)
             except (ProfileError, ValueError, Refused) as exc:
-                st.error(str(exc))
+                st.error(md_escape(exc))
             else:
-                st.success(f"Saved {path.name}. Choose it in the Profile list above.")
+                st.success(md_escape(f"Saved {path.name}. Choose it in the Profile list above."))

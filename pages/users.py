@@ -7,9 +7,10 @@ from core.auth import PasswordRejected, create_user
 from core.db import session_scope
 from core.models import UserRole
 from core.scope import Refused
-from pages.common import current_user, label
+from pages.common import current_user, enter_page, label
 
 user = current_user()
+enter_page("users")
 st.title("Users and agencies")
 with session_scope() as session:
     users = list_users(session, user)

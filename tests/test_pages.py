@@ -126,3 +126,47 @@ def test_a_temporary_password_must_be_changed_first(app_db):
     assert at.title[0].value == "Notifications"
     with Session(get_engine(app_db)) as s:
         assert s.get(User, uid).must_change_password is False
+
+
+def test_a_disclosure_is_audited_once_per_page_visit_not_per_rerun(app_db):
+    from sqlmodel import Session, select
+
+    from core.models import AuditEvent
+    from dv.encompass import create_alert
+    from dv.importer import import_file as _import
+
+    uid = _user(app_db, "dsl", UserRole.school, school_urn="300001")
+    engine = get_engine(app_db)
+    with Session(engine) as s:
+        import pathlib
+        import tempfile
+
+        tmp = pathlib.Path(tempfile.mkdtemp())
+        _import(s, extract(tmp, "niche_wide", records(1, seed=61)), load_profile("niche_wide"))
+        nid = s.execute(select(__import__("dv.models", fromlist=["Notification"]).Notification.id)).scalar_one()
+        create_alert(s, None, notification_id=nid, school_urn="300001", disclosed={"child": "Kit Example"})
+        s.commit()
+
+    def disclosures():
+        with Session(engine) as s:
+            return len(s.execute(select(AuditEvent).where(AuditEvent.action == "disclosure")).scalars().all())
+
+    at = _signed_in(uid).run()
+    assert at.subheader[0].value == "Kit Example"
+    at.run()
+    at.run()
+    assert disclosures() == 1
+    at.switch_page("pages/account.py").run()
+    at.switch_page("pages/alerts.py").run()
+    assert disclosures() == 2
+
+
+def test_imported_text_cannot_smuggle_markdown():
+    from pages.common import md_escape
+
+    hostile = "NP/1 ![track](http://evil.invalid/p.png) [click](http://evil.invalid) **bold** # head"
+    escaped = md_escape(hostile)
+    import re
+
+    assert not re.search(r"(?<!\\)[!\[\]()*#]", escaped)  # every Markdown character is escaped
+    assert escaped.replace("\\", "") == hostile
