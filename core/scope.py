@@ -56,7 +56,8 @@ PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
     M: ("account",),
 }
 
-CASE_ENTITIES = ("notification", "person", "action", "encompass_alert", "import_batch")
+CASE_ENTITIES = ("notification", "person", "action", "encompass_alert", "import_batch", "person_match", "meeting",
+                 "agenda_item")
 
 
 class Refused(PermissionError):

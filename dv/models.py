@@ -93,6 +93,7 @@ class Person(SQLModel, table=True):
     __table_args__ = (
         Index("ix_person_match_key", "force", "match_key"),
         Index("ix_person_police_id", "force", "police_person_id"),
+        Index("ix_person_dob", "dob", "surname", "forename"),  # possible matches: same date of birth, any spelling
     )
 
 
@@ -145,7 +146,8 @@ class NotificationPerson(SQLModel, table=True):
     """A person's part in one notification, with the details exactly as that extract gave them."""
 
     __tablename__ = "notification_person"
-    __table_args__ = (Index("ix_np_person", "person_id", "role"),)
+    __table_args__ = (Index("ix_np_person", "person_id", "role"),
+                      Index("ix_np_address", "address"))  # possible matches: the same address typed again
 
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(

@@ -33,7 +33,7 @@ from core import audit
 from core.settings import get_settings
 from core.timeutil import utc_to_london, utcnow
 from dv.models import (AlertStatus, EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person,
-                       RowError)
+                       PersonMatch, RowError)
 
 CHUNK = 500  # ids per IN list (SQLite's bound-parameter limit is 999 on old builds)
 AUDIT_IDS = 100  # ids named in the audit row
@@ -42,6 +42,7 @@ AUDIT_IDS = 100  # ids named in the audit row
 # tests/test_retention.py checks these columns and statuses against the real model.
 ACTION = table("action", column("id", Integer), column("notification_id", Integer), column("status", String),
                column("updated_at_utc", DateTime))
+AGENDA_ITEM = table("agenda_item", column("id", Integer), column("notification_id", Integer))
 OPEN_ACTION_STATUSES = ("open", "in_progress")
 OUTSTANDING_ALERT_STATUSES = (AlertStatus.queued, AlertStatus.notified)
 
@@ -52,6 +53,7 @@ ALERT = EncompassAlert.__table__
 PERSON = Person.__table__
 BATCH = ImportBatch.__table__
 ROW_ERROR = RowError.__table__
+MATCH = PersonMatch.__table__
 
 # Every foreign key that points at a table retention deletes from, and how it is handled. A new one (a later
 # issue's table) must be added here; tests/test_retention.py fails until it is.
@@ -60,6 +62,9 @@ HANDLED_REFERENCES = {
     ("field_change", "notification_id"): "deleted with the notification",
     ("encompass_alert", "notification_id"): "deleted with the notification",
     ("action", "notification_id"): "deleted with the notification",
+    ("agenda_item", "notification_id"): "deleted with the notification (the meeting itself stays)",
+    ("person_match", "person_a_id"): "a person's possible-match rows are deleted with the person",
+    ("person_match", "person_b_id"): "a person's possible-match rows are deleted with the person",
     ("encompass_alert", "child_link_id"): "the alert is deleted first",
     ("notification_person", "person_id"): "a person is deleted only when no link is left",
     ("notification", "victim_id"): "a person is deleted only when no notification names them",
@@ -205,7 +210,7 @@ def apply_retention(session: Session, plan: RetentionPlan, *, actor: str) -> dic
     less, never more. Returns the counts actually deleted."""
     cutoff_utc, cutoff_local = plan.cutoff_utc, plan.cutoff_local
     session.flush()
-    done = {"notifications": 0, "actions": 0, "alerts": 0, "notification_people": 0, "field_changes": 0,
+    done = {"notifications": 0, "actions": 0, "agenda_items": 0, "alerts": 0, "notification_people": 0, "field_changes": 0,
             "persons": 0, "batches": 0, "row_errors": 0}
     deleted_ids: list[int] = []
 
@@ -222,12 +227,18 @@ def apply_retention(session: Session, plan: RetentionPlan, *, actor: str) -> dic
         # Children first, explicitly: the alerts before the people links their child_link_id points at.
         done["alerts"] += run(delete(ALERT).where(ALERT.c.notification_id.in_(ids)))
         done["actions"] += run(delete(ACTION).where(ACTION.c.notification_id.in_(ids)))
+        done["agenda_items"] += run(delete(AGENDA_ITEM).where(AGENDA_ITEM.c.notification_id.in_(ids)))
         done["field_changes"] += run(delete(FC).where(FC.c.notification_id.in_(ids)))
         done["notification_people"] += run(delete(NP).where(NP.c.notification_id.in_(ids)))
         done["notifications"] += run(delete(N).where(N.c.id.in_(ids)))
         deleted_ids += ids
 
     for chunk in _chunks(plan.person_ids):
+        gone = select(PERSON.c.id).where(
+            PERSON.c.id.in_(chunk),
+            PERSON.c.id.not_in(select(NP.c.person_id).where(NP.c.person_id.in_(chunk))),
+            PERSON.c.id.not_in(select(N.c.victim_id).where(N.c.victim_id.in_(chunk))))
+        run(delete(MATCH).where(MATCH.c.person_a_id.in_(gone) | MATCH.c.person_b_id.in_(gone)))
         done["persons"] += run(delete(PERSON).where(
             PERSON.c.id.in_(chunk),
             PERSON.c.id.not_in(select(NP.c.person_id).where(NP.c.person_id.in_(chunk))),

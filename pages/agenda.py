@@ -1,0 +1,147 @@
+"""Agenda: today's cases in the order the meeting takes them, with why each is there and each person's history."""
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.scope import Refused
+from dv.matching import case_history, confirm_match, reject_match, suggest_matches, undo_match
+from dv.notifications import log_export
+from core.timeutil import london_now
+from meetings.agenda import (add_case, agenda_text, agenda_view, agenda_workbook, build_agenda, move_item,
+                             next_meeting_day, publish_agenda, remove_case)
+from pages.common import current_user, enter_page, label, mark_viewed, md_escape
+
+user = current_user()
+enter_page("agenda")
+st.title("Agenda")
+# On a weekend or bank holiday the coordinator is preparing the next meeting's agenda.
+day = st.date_input("Meeting date", next_meeting_day(london_now().date()), format="DD/MM/YYYY", key="agenda_date")
+
+
+def act(fn, *args, **kwargs) -> None:
+    """Run a change in its own transaction; show refusals and stale-page errors instead of failing."""
+    try:
+        with session_scope() as session:
+            fn(session, user, *args, **kwargs)
+    except (ValueError, Refused) as exc:
+        st.session_state["agenda_error"] = str(exc)
+    st.rerun()
+
+
+try:
+    with session_scope() as session:
+        view = agenda_view(session, user, day, log_view=mark_viewed("meeting", day.isoformat()))
+except (ValueError, Refused) as exc:  # e.g. the agenda rules file is invalid
+    st.error(md_escape(exc))
+    st.stop()
+if err := st.session_state.pop("agenda_error", None):
+    st.error(md_escape(err))
+if view.get("meeting_day") is False:
+    st.info(md_escape(view.get("note") or "There is no meeting on this date."))
+    st.stop()
+if view.get("meeting_id") is None:
+    st.info("There is no agenda for this date yet.")
+    if st.button("Build the agenda", type="primary", key="build"):
+        act(build_agenda, day)
+    st.stop()
+
+status = label(view["status"])
+st.caption(f"{status.capitalize()} – notifications from {view['window_start']:%a %d/%m/%Y %H:%M} "
+           f"to {view['window_end']:%a %d/%m/%Y %H:%M}")
+c1, c2, c3 = st.columns(3)
+if c1.button("Refresh from the latest import", key="refresh"):
+    act(build_agenda, day)
+if status == "draft" and c2.button("Publish", key="publish"):
+    act(publish_agenda, view["meeting_id"], view["version"])
+with session_scope() as session:
+    workbook = agenda_workbook(view)
+c3.download_button("Export (xlsx)", workbook, file_name=f"agenda-{day:%Y-%m-%d}.xlsx", key="export",
+                   on_click=lambda: _log_export(view["meeting_id"]))
+
+
+def _log_export(meeting_id):
+    with session_scope() as session:
+        log_export(session, user, "meeting", meeting_id=meeting_id)
+
+
+positions = {}
+for section in view["sections"]:
+    items = section["items"]
+    if not items:
+        continue
+    st.subheader(f"{section['title']} ({sum(not i['removed'] for i in items)})")
+    for item in items:
+        positions[item["item_id"]] = item
+        with st.container(border=True):
+            head = f"{item['position']}. {item['police_ref']} – {label(item['stream'])}, {label(item['risk'])} risk"
+            st.markdown(f"**{md_escape(head)}**" if not item["removed"] else f"~~{md_escape(head)}~~")
+            st.text("Why: " + "; ".join(item["reasons"]) + (f"\nAdded: {item['added_reason']}" if item.get("added_reason") else ""))
+            if item["marac_flags"]:
+                st.warning("MARAC: " + "; ".join(item["marac_flags"]))
+            st.text(f"Victim: {item.get('victim') or '–'} · earlier incidents (12 months): {item['prior_incidents_12m']}"
+                    f" · children: {item.get('children', 0)}")
+            if item["removed"]:
+                st.text(f"Removed: {item['removed_reason']}")
+                continue
+            b = st.columns([1, 1, 4, 1])
+            if b[0].button("Up", key=f"up_{item['item_id']}"):
+                act(move_item, item["item_id"], -1, expected_version=view["version"])
+            if b[1].button("Down", key=f"down_{item['item_id']}"):
+                act(move_item, item["item_id"], 1, expected_version=view["version"])
+            why = b[2].text_input("Reason to remove", key=f"why_{item['item_id']}", label_visibility="collapsed",
+                                  placeholder="Reason to remove this case")
+            if b[3].button("Remove", key=f"remove_{item['item_id']}"):
+                act(remove_case, item["item_id"], why, expected_version=view["version"])
+
+if view["information_only"]:
+    st.subheader(f"Information only ({len(view['information_only'])})")
+    st.dataframe(pd.DataFrame(view["information_only"], columns=["police_ref", "stream", "risk", "incident_at"]),
+                 hide_index=True, width="stretch")
+st.subheader(f"Actions overdue or due today ({len(view['overdue_actions'])})")
+st.dataframe(pd.DataFrame(view["overdue_actions"], columns=["police_ref", "agency", "description", "due_at"]),
+             hide_index=True, width="stretch")
+
+with st.form("add_case", clear_on_submit=True):
+    st.subheader("Add a case")
+    ref = st.text_input("Police reference")
+    reason = st.text_input("Why it should be discussed")
+    if st.form_submit_button("Add to the agenda"):
+        act(add_case, view["meeting_id"], ref, reason, expected_version=view["version"])
+
+st.subheader("Person history and possible matches")
+choice = st.selectbox("Case", list(positions), index=None, placeholder="Choose a case",
+                      format_func=lambda i: f"{positions[i]['police_ref']} ({positions[i].get('victim') or ''})")
+if choice is not None:
+    with session_scope() as session:
+        history = case_history(session, user, positions[choice]["notification_id"],
+                               log_view=mark_viewed("case_history", choice))
+        people = [p["person_id"] for p in history["people"]]
+        matches = suggest_matches(session, user, people)
+    for person in history["people"]:
+        st.markdown(f"**{md_escape(label(person['role']).capitalize() + ': ' + str(person['name']))}**")
+        st.dataframe(pd.DataFrame(person["earlier"], columns=["police_ref", "incident_at", "stream", "risk", "role"]),
+                     hide_index=True, width="stretch")
+        if person["decisions"]:
+            st.dataframe(pd.DataFrame(person["decisions"], columns=["meeting_date", "police_ref", "section", "reasons"]),
+                         hide_index=True, width="stretch")
+        if person["open_actions"]:
+            st.dataframe(pd.DataFrame(person["open_actions"], columns=["police_ref", "agency", "description", "due_at"]),
+                         hide_index=True, width="stretch")
+    if history["children"]:
+        st.markdown("**Children and their schools**")
+        st.dataframe(pd.DataFrame(history["children"], columns=["name", "dob", "school_name"]), hide_index=True)
+    for m in matches:
+        with st.container(border=True):
+            st.text(f"Possible match: {m['a_name']} and {m['b_name']} ({label(m['status'])})")
+            st.text("Why: " + "; ".join(m["why"]))
+            k = st.columns(3)
+            if m["status"] == "suggested" or getattr(m["status"], "value", None) == "suggested":
+                if k[0].button("Same person", key=f"confirm_{m['id']}"):
+                    act(confirm_match, m["id"], m["version"])
+                if k[1].button("Not the same", key=f"reject_{m['id']}"):
+                    act(reject_match, m["id"], m["version"])
+            elif k[2].button("Undo the link", key=f"undo_{m['id']}"):
+                act(undo_match, m["id"], m["version"])
+
+with st.expander("Print-friendly view"):
+    st.text(agenda_text(view))
