@@ -125,3 +125,21 @@ def test_only_coordinators_import_and_refusals_are_audited_even_though_rolled_ba
     with pytest.raises(Refused):
         with session_scope(engine) as s:
             require(s, None, "import")
+
+
+def test_the_audit_log_export_is_for_admins_and_is_itself_audited(session, users):
+    import io
+
+    import openpyxl
+
+    from core.audit import export_events, query_events
+
+    rows = query_events(session, users["admin"])
+    data = export_events(session, users["admin"], rows)
+    session.commit()
+    sheet = openpyxl.load_workbook(io.BytesIO(data))["Audit log"]
+    assert sheet.max_row == len(rows) + 1
+    assert session.execute(select(AuditEvent).where(AuditEvent.action == "export",
+                                                    AuditEvent.username == "admin")).scalars().one()
+    with pytest.raises(Refused):
+        export_events(session, users["coordinator"], rows)

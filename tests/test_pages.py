@@ -170,3 +170,14 @@ def test_imported_text_cannot_smuggle_markdown():
 
     assert not re.search(r"(?<!\\)[!\[\]()*#]", escaped)  # every Markdown character is escaped
     assert escaped.replace("\\", "") == hostile
+
+
+def test_a_session_past_its_absolute_lifetime_is_signed_out(app_db, monkeypatch):
+    monkeypatch.setenv("DV_SESSION_LIFETIME_HOURS", "1")
+    uid = _user(app_db, "coord", UserRole.coordinator)
+    at = _app()
+    now = time.time()
+    at.session_state["auth"] = {"user_id": uid, "login_at": now - 2 * 3600, "last_seen": now}  # active, but too old
+    at.run()
+    assert at.title[0].value == "DA Daily"
+    assert "maximum length" in at.info[0].value
