@@ -170,3 +170,17 @@ def _copy_rows(conn, table, rows: list[dict]) -> None:
                 v = (default.arg(None) if default.is_callable else default.arg) if default is not None else row[name]
                 out.append(proc(v) if proc is not None and v is not None else v)
             copy.write_row(out)
+
+
+def checked_update(session, stmt) -> bool:
+    """Run a version- and scope-checked UPDATE; True when it changed exactly one row. On SQLite a save committed by
+    someone else between this transaction's read and its write surfaces as "database is locked" (a busy snapshot):
+    that is the same lost race as a stale version, so it is rolled back and reported as no match. The caller then
+    re-reads and raises its conflict (or refusal) with the current values."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return session.connection().execute(stmt).rowcount == 1
+    except OperationalError:
+        session.rollback()
+        return False

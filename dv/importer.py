@@ -33,7 +33,7 @@ from core.models import User
 from core.scope import require
 from core.timeutil import london_now, utcnow
 from dv.models import FieldChange, ImportBatch, Notification, NotificationPerson, PersonRole, RowError, Stream
-from dv.parsing import (normalise_name, parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text)
+from dv.parsing import (parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text)
 from dv.people import PersonResolver, describe_people
 from dv.profiles import Profile, norm_header
 from dv.reading import FileRejected, read_rows

@@ -37,10 +37,10 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import and_, insert, or_, select, union_all, update
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from core import audit
+from core.db import checked_update
 from core.models import Agency, User
 from core.scope import refuse, require, visible
 from core.timeutil import london_now, utcnow
@@ -590,16 +590,10 @@ def _decide(session: Session, user: User | None, match_id: int, expected_version
     if old["version"] == expected_version and old["status"] != before.value:
         raise InvalidDecision(f"This match is {old['status']}: only a {before.value} match can be "
                               f"{after.value}.", old)
-    try:
-        matched = session.connection().execute(
-            update(PM).where(PM.c.id == match_id, PM.c.version == expected_version, PM.c.status == before.value,
-                             visible(user, "person_match"))
-            .values(status=after.value, version=PM.c.version + 1, decided_by_id=user.id, decided_at_utc=utcnow())
-        ).rowcount
-    except OperationalError:  # SQLite: another decision committed between our read and this write
-        session.rollback()
-        matched = 0
-    if matched != 1:
+    if not checked_update(session, update(PM).where(
+            PM.c.id == match_id, PM.c.version == expected_version, PM.c.status == before.value,
+            visible(user, "person_match"))
+            .values(status=after.value, version=PM.c.version + 1, decided_by_id=user.id, decided_at_utc=utcnow())):
         current = get_match(session, user, match_id)
         session.rollback()
         if current is None:

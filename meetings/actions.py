@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import case, insert, select, update
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from core import audit
+from core.db import checked_update
 from core.models import Agency, User
 from core.scope import can, changeable, refuse, require, visible
 from core.timeutil import london_now, utcnow
@@ -100,16 +100,10 @@ def update_action(session: Session, user: User | None, action_id: int, *, expect
     if old is None:
         raise refuse(session, user, "update_action", "action", action_id)
     now = utcnow()
-    try:
-        result = session.connection().execute(
-            update(A).where(A.c.id == action_id, A.c.version == expected_version, changeable(user, "action"))
-            .values(status=status, note=note, version=A.c.version + 1, updated_at_utc=now,
-                    completed_at_utc=now if status in CLOSED else None))
-        matched = result.rowcount
-    except OperationalError:  # SQLite: another save committed between our read and this write (a busy snapshot)
-        session.rollback()
-        matched = 0
-    if matched != 1:
+    if not checked_update(session, update(A).where(A.c.id == action_id, A.c.version == expected_version,
+                                                    changeable(user, "action"))
+                          .values(status=status, note=note, version=A.c.version + 1, updated_at_utc=now,
+                                  completed_at_utc=now if status in CLOSED else None)):
         current = get_action(session, user, action_id)
         session.rollback()
         if current is None:

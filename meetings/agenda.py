@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from core import audit
+from core.db import checked_update
 from core.models import Agency, User
 from core.scope import can, refuse, require, visible
 from core.settings import ROOT
@@ -679,16 +680,10 @@ def _late_additions(session: Session, meeting_id: int, existing: dict[int, dict]
 def _claim(session: Session, meeting_id: int, expected_version: int | None, *, extra=()) -> dict:
     """Bump the meeting's version, if it still has ``expected_version`` (any version when None) and is not closed:
     the row lock serialises concurrent edits, and a stale page gets ``Conflict``."""
-    conn = session.connection()
     stmt = update(M).where(M.c.id == meeting_id, M.c.status != MeetingStatus.closed.value, *extra)
     if expected_version is not None:
         stmt = stmt.where(M.c.version == expected_version)
-    try:
-        matched = conn.execute(stmt.values(version=M.c.version + 1)).rowcount
-    except OperationalError:  # SQLite: another edit committed between our read and this write
-        session.rollback()
-        matched = 0
-    if matched != 1:
+    if not checked_update(session, stmt.values(version=M.c.version + 1)):
         current = _meeting(session.connection(), meeting_id)
         session.rollback()
         if current is None:
@@ -696,7 +691,7 @@ def _claim(session: Session, meeting_id: int, expected_version: int | None, *, e
         if MeetingStatus(current["status"]) == MeetingStatus.closed:
             raise ValueError(f"The meeting of {current['meeting_date']:%d/%m/%Y} is closed: its agenda is final.")
         raise Conflict(_meeting_summary(current))
-    return _meeting(conn, meeting_id)
+    return _meeting(session.connection(), meeting_id)
 
 
 def publish_agenda(session: Session, user: User | None, meeting_id: int, expected_version: int, *,

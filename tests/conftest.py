@@ -7,7 +7,6 @@ A missing PostgreSQL or Chromium skips the tests that need it, with the reason; 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import glob
 import os

@@ -233,7 +233,7 @@ def test_a_stale_plan_never_deletes_what_has_since_been_reopened(session, tmp_pa
 
 def test_batches_go_only_when_old_and_unreferenced(session, tmp_path):
     ids, batch1, batch2 = build(session, tmp_path)
-    target = ids[0]  # its last batch is batch 2
+    # ids[0]: its last batch is batch 2
     set_recent(session, ids[1:])
     with unaudited():
         session.execute(update(ImportBatch).where(ImportBatch.id == batch2).values(started_at_utc=RECENT))
