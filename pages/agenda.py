@@ -53,17 +53,16 @@ if c1.button("Refresh from the latest import", key="refresh"):
     act(build_agenda, day)
 if status == "draft" and c2.button("Publish", key="publish"):
     act(publish_agenda, view["meeting_id"], view["version"])
-with session_scope() as session:
-    workbook = agenda_workbook(view)
-c3.download_button("Export (xlsx)", workbook, file_name=f"agenda-{day:%Y-%m-%d}.xlsx", key="export",
-                   on_click=lambda: _log_export(view["meeting_id"]))
-
-
-def _log_export(meeting_id):
+# The workbook is built only when asked for: building it on every rerun would slow the page for everyone.
+if c3.button("Prepare the export (xlsx)", key="prepare_export"):
     with session_scope() as session:
-        log_export(session, user, "meeting", meeting_id=meeting_id)
+        st.session_state["agenda_export"] = (day, agenda_workbook(view))
+        log_export(session, user, "meeting", meeting_id=view["meeting_id"])
+if (ready := st.session_state.get("agenda_export")) and ready[0] == day:
+    c3.download_button("Download the agenda (xlsx)", ready[1], file_name=f"agenda-{day:%Y-%m-%d}.xlsx",
+                       key="export")
 
-
+# Two elements a case: a large county's agenda has a few hundred, and every element costs render time.
 positions = {}
 for section in view["sections"]:
     items = section["items"]
@@ -72,26 +71,33 @@ for section in view["sections"]:
     st.subheader(f"{section['title']} ({sum(not i['removed'] for i in items)})")
     for item in items:
         positions[item["item_id"]] = item
-        with st.container(border=True):
-            head = f"{item['position']}. {item['police_ref']} – {label(item['stream'])}, {label(item['risk'])} risk"
-            st.markdown(f"**{md_escape(head)}**" if not item["removed"] else f"~~{md_escape(head)}~~")
-            st.text("Why: " + "; ".join(item["reasons"]) + (f"\nAdded: {item['added_reason']}" if item.get("added_reason") else ""))
-            if item["marac_flags"]:
-                st.warning("MARAC: " + "; ".join(item["marac_flags"]))
-            st.text(f"Victim: {item.get('victim') or '–'} · earlier incidents (12 months): {item['prior_incidents_12m']}"
-                    f" · children: {item.get('children', 0)}")
-            if item["removed"]:
-                st.text(f"Removed: {item['removed_reason']}")
-                continue
-            b = st.columns([1, 1, 4, 1])
-            if b[0].button("Up", key=f"up_{item['item_id']}"):
-                act(move_item, item["item_id"], -1, expected_version=view["version"])
-            if b[1].button("Down", key=f"down_{item['item_id']}"):
-                act(move_item, item["item_id"], 1, expected_version=view["version"])
-            why = b[2].text_input("Reason to remove", key=f"why_{item['item_id']}", label_visibility="collapsed",
-                                  placeholder="Reason to remove this case")
-            if b[3].button("Remove", key=f"remove_{item['item_id']}"):
-                act(remove_case, item["item_id"], why, expected_version=view["version"])
+        head = f"{item['position']}. {item['police_ref']} – {label(item['stream'])}, {label(item['risk'])} risk"
+        st.markdown(f"**{md_escape(head)}**" if not item["removed"] else f"~~{md_escape(head)}~~")
+        lines = ["Why: " + "; ".join(item["reasons"])]
+        if item.get("added_reason"):
+            lines.append(f"Added: {item['added_reason']}")
+        if item["marac_flags"]:
+            lines.append("MARAC: " + "; ".join(item["marac_flags"]))
+        lines.append(f"Victim: {item.get('victim') or '–'} · earlier incidents (12 months): "
+                     f"{item['prior_incidents_12m']} · children: {item.get('children', 0)}")
+        if item["removed"]:
+            lines.append(f"Removed: {item['removed_reason']}")
+        st.text("\n".join(lines))
+
+with st.expander("Move or remove a case"):
+    live = [i for i, it in positions.items() if not it["removed"]]
+    pick = st.selectbox("Case to change", live, index=None, placeholder="Choose a case", key="change_case",
+                        format_func=lambda i: f"{positions[i]['position']}. {positions[i]['police_ref']}")
+    if pick is not None:
+        b = st.columns([1, 1, 4, 1])
+        if b[0].button("Up", key="up"):
+            act(move_item, pick, -1, expected_version=view["version"])
+        if b[1].button("Down", key="down"):
+            act(move_item, pick, 1, expected_version=view["version"])
+        why = b[2].text_input("Reason to remove", key="remove_reason", label_visibility="collapsed",
+                              placeholder="Reason to remove this case")
+        if b[3].button("Remove", key="remove"):
+            act(remove_case, pick, why, expected_version=view["version"])
 
 if view["information_only"]:
     st.subheader(f"Information only ({len(view['information_only'])})")
@@ -143,5 +149,5 @@ if choice is not None:
             elif k[2].button("Undo the link", key=f"undo_{m['id']}"):
                 act(undo_match, m["id"], m["version"])
 
-with st.expander("Print-friendly view"):
+if st.toggle("Print-friendly view", key="print_view"):
     st.text(agenda_text(view))

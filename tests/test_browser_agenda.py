@@ -52,7 +52,7 @@ def test_agenda_sections_add_a_case_and_export(page: Page, streamlit_app, mornin
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Agenda", exact=True).click()
     expect(page.get_by_role("heading", name="Agenda", exact=True)).to_be_visible()
     page.get_by_role("button", name="Build the agenda", exact=True).click()
-    cases = page.get_by_test_id("stMarkdown")  # the case headings (the print view repeats them as plain text)
+    cases = page.get_by_test_id("stMarkdown")  # the case headings
     expect(cases.get_by_text(f"1. {refs[0]}", exact=False)).to_be_visible()
     headings = [t.strip() for t in page.get_by_role("heading", level=3).all_inner_texts()]
     sections = [t for t in headings if t.endswith(")")]
@@ -67,8 +67,9 @@ def test_agenda_sections_add_a_case_and_export(page: Page, streamlit_app, mornin
     page.get_by_role("button", name="Add to the agenda", exact=True).click()
     expect(page.get_by_test_id("stText").filter(has_text="Health visitor raised a new concern").first).to_be_visible()
 
+    page.get_by_role("button", name="Prepare the export (xlsx)").click()
     with page.expect_download() as info:
-        page.get_by_role("button", name="Export (xlsx)").click()
+        page.get_by_role("button", name="Download the agenda (xlsx)").click()
     book = openpyxl.load_workbook(io.BytesIO(open(info.value.path(), "rb").read()))
     assert book.sheetnames == ["Agenda", "Overdue actions"]
     rows = list(book["Agenda"].iter_rows(values_only=True))
