@@ -24,7 +24,8 @@ class ActionStatus(str, Enum):
 class Action(SQLModel, table=True):
     """An action a named agency agreed to take on a notification's case."""
 
-    __table_args__ = (Index("ix_action_agency_status_due", "agency_id", "status", "due_at"),)
+    __table_args__ = (Index("ix_action_agency_status_due", "agency_id", "status", "due_at"),
+                      Index("ix_action_status_due", "status", "due_at"))  # the agenda's overdue-actions review
 
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(
