@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from core.db import bulk_insert, reserve_ids
 from core.timeutil import utcnow
-from dv.models import Notification, NotificationPerson, Person, PersonRole
+from dv.models import Notification, NotificationPerson, Person
 from dv.parsing import match_key, normalise_name
 
 CHUNK = 500
@@ -144,16 +144,3 @@ def prior_incident_counts(session: Session, notification_ids: list[int], days: i
         start = t.incident_at - dt.timedelta(days=days)
         out[t.id] = sum(1 for hid, at in history[t.victim_id] if hid != t.id and start <= at < t.incident_at)
     return out
-
-
-def person_notifications(session: Session, person_id: int) -> list[dict]:
-    """Every notification a person appears in, any role, newest first (used by the detail view)."""
-    np, n = NotificationPerson.__table__, Notification.__table__
-    stmt = (select(n.c.id, n.c.police_ref, n.c.incident_at, n.c.stream, n.c.risk, np.c.role)
-            .join(np, np.c.notification_id == n.c.id)
-            .where(np.c.person_id == person_id)
-            .order_by(n.c.incident_at.desc()))
-    return [dict(r) for r in session.connection().execute(stmt).mappings()]
-
-
-__all__ = ["PersonResolver", "describe_people", "prior_incident_counts", "person_notifications", "PersonRole"]

@@ -31,14 +31,22 @@ except ProfileError as exc:
 
 if upload is not None:
     data = upload.getvalue()
-    detected = detect_profiles(data, upload.name, profiles)
     names = [p.name for p in profiles]
-    default = names.index(detected[0][0].name) if detected else 0
-    st.caption(md_escape(f"Detected layout: {detected[0][0].name}") if detected else "No profile matches this layout: choose one, or build one below.")
+    # Detection opens the workbook once per profile: do it once per uploaded file, not on every rerun
+    # (kept in this user's session state, never in a shared cache).
+    key = ("detected", upload.file_id, tuple(names))
+    if st.session_state.get("detected_key") != key:
+        found = detect_profiles(data, upload.name, profiles)
+        st.session_state["detected_key"] = key
+        st.session_state["detected_name"] = found[0][0].name if found else None
+    detected_name = st.session_state["detected_name"]
+    default = names.index(detected_name) if detected_name in names else 0
+    st.caption(md_escape(f"Detected layout: {detected_name}") if detected_name
+               else "No profile matches this layout: choose one, or build one below.")
     choice = st.selectbox("Profile", names, index=default)
     profile = profiles[names.index(choice)]
     try:
-        with st.expander("Preview (first rows as in the file)", expanded=False):
+        if st.toggle("Preview the first rows as they are in the file", key="preview"):
             st.dataframe(pd.DataFrame(preview_rows(data, upload.name, profile.sheet, profile.encoding)), hide_index=True)
     except FileRejected as exc:
         st.error(md_escape(exc))
