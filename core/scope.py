@@ -45,11 +45,13 @@ ACTIONS: dict[str, frozenset[UserRole]] = {
     "manage_agenda": frozenset({C}),  # build, publish, add, remove and reorder the daily meeting's agenda
     "read_agenda": frozenset({C}),  # the agenda, its export and print view
     "manage_matches": frozenset({C}),  # confirm, reject or undo possible matches between person records
+    "record_meeting": frozenset({C}),  # open, run and close the meeting; amend a closed one
+    "read_meeting": frozenset({C}),  # the meeting record and its minutes
 }
 
 # role -> page keys, in menu order (app.py maps keys to st.Page objects)
 PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
-    C: ("notifications", "import", "agenda", "actions", "users", "account"),
+    C: ("notifications", "import", "agenda", "meeting", "actions", "overdue", "users", "account"),
     A: ("my_actions", "account"),
     S: ("alerts", "account"),
     AD: ("users", "audit", "account"),
@@ -57,7 +59,7 @@ PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
 }
 
 CASE_ENTITIES = ("notification", "person", "action", "encompass_alert", "import_batch", "person_match", "meeting",
-                 "agenda_item")
+                 "agenda_item", "case_record", "agency_share", "meeting_attendee")
 
 
 class Refused(PermissionError):
@@ -84,6 +86,15 @@ def _agency_notifications(user: User):
     return select(t.c.notification_id).where(t.c.agency_id == user.agency_id)
 
 
+def _agency_cases(user: User):
+    """Ids of the meeting case records the user's agency has an action on: what the meeting recorded for those
+    cases (all agencies' shared notes, confirmed risk, decisions) was shared with that agency."""
+    from meetings.models import Action
+
+    t = Action.__table__
+    return select(t.c.case_id).where(t.c.agency_id == user.agency_id, t.c.case_id.is_not(None))
+
+
 def visible(user: User | None, resource: str, table: FromClause | None = None) -> ColumnElement[bool]:
     """The filter for every read of ``resource`` by ``user``; ``table`` when the query uses an alias."""
     if not is_active(user):
@@ -91,7 +102,8 @@ def visible(user: User | None, resource: str, table: FromClause | None = None) -
     role = user.role
     if role == C and resource in {"notification", "person", "notification_person", "field_change", "import_batch",
                                   "row_error", "action", "encompass_alert", "agency", "user",
-                                  "person_match"}:
+                                  "person_match", "meeting", "agenda_item", "case_record", "case_decision",
+                                  "agency_share", "action_change", "meeting_attendee", "meeting_amendment"}:
         return true()
     if role == C and resource == "audit_event":
         from core.models import AuditEvent
@@ -121,6 +133,18 @@ def visible(user: User | None, resource: str, table: FromClause | None = None) -
 
             t = table if table is not None else Agency.__table__
             return t.c.id == user.agency_id
+        if resource == "action_change":
+            from meetings.models import Action, ActionChange
+
+            t = table if table is not None else ActionChange.__table__
+            a = Action.__table__
+            return t.c.action_id.in_(select(a.c.id).where(a.c.agency_id == user.agency_id))
+        if resource in {"case_record", "case_decision", "agency_share"}:
+            from meetings.models import AgencyShare, CaseDecision, CaseRecord
+
+            model = {"case_record": CaseRecord, "case_decision": CaseDecision, "agency_share": AgencyShare}[resource]
+            t = table if table is not None else model.__table__
+            return (t.c.id if resource == "case_record" else t.c.case_id).in_(_agency_cases(user))
     if role == S and user.school_urn and resource == "encompass_alert":
         from dv.models import EncompassAlert
 

@@ -31,6 +31,20 @@ class Settings:
     prior_incident_days: int = 365
     # How long a closed notification is kept after its last activity (6 years); see dv.retention.
     retention_days: int = 2190
+    # Actions: default due time after the meeting, in working hours (weekends and England bank holidays do not
+    # count), by the confirmed risk; "not assessed" uses the standard figure.
+    action_due_hours_high: int = 4
+    action_due_hours_medium: int = 24
+    action_due_hours_standard: int = 72
+    case_target_minutes: int = 10  # the meeting's per-case timer target
+    # Email (action digests, Encompass notices). No host: nothing is sent and the CLI says so.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "da-daily@localhost"
+    app_url: str = "http://localhost:8501"  # put in emails so people know where to sign in
     extra: dict = field(default_factory=dict)
 
 
@@ -48,4 +62,15 @@ def get_settings() -> Settings:
         idle_timeout_minutes=_int("DV_IDLE_TIMEOUT_MINUTES", 15),
         session_lifetime_hours=_int("DV_SESSION_LIFETIME_HOURS", 10),
         retention_days=_int("DV_RETENTION_DAYS", 2190),
+        action_due_hours_high=_int("DV_ACTION_DUE_HOURS_HIGH", 4),
+        action_due_hours_medium=_int("DV_ACTION_DUE_HOURS_MEDIUM", 24),
+        action_due_hours_standard=_int("DV_ACTION_DUE_HOURS_STANDARD", 72),
+        case_target_minutes=_int("DV_CASE_TARGET_MINUTES", 10),
+        smtp_host=os.environ.get("DV_SMTP_HOST") or None,
+        smtp_port=_int("DV_SMTP_PORT", 25),
+        smtp_user=os.environ.get("DV_SMTP_USER") or None,
+        smtp_password=os.environ.get("DV_SMTP_PASSWORD") or None,
+        smtp_starttls=os.environ.get("DV_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+        mail_from=os.environ.get("DV_MAIL_FROM") or "da-daily@localhost",
+        app_url=os.environ.get("DV_APP_URL") or "http://localhost:8501",
     )

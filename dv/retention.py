@@ -43,6 +43,10 @@ AUDIT_IDS = 100  # ids named in the audit row
 ACTION = table("action", column("id", Integer), column("notification_id", Integer), column("status", String),
                column("updated_at_utc", DateTime))
 AGENDA_ITEM = table("agenda_item", column("id", Integer), column("notification_id", Integer))
+ACTION_CHANGE = table("action_change", column("action_id", Integer))
+CASE_RECORD = table("case_record", column("id", Integer), column("notification_id", Integer))
+CASE_DECISION = table("case_decision", column("case_id", Integer))
+AGENCY_SHARE = table("agency_share", column("case_id", Integer))
 OPEN_ACTION_STATUSES = ("open", "in_progress")
 OUTSTANDING_ALERT_STATUSES = (AlertStatus.queued, AlertStatus.notified)
 
@@ -72,6 +76,12 @@ HANDLED_REFERENCES = {
     ("notification", "last_batch_id"): "a batch is deleted only when no notification refers to it",
     ("field_change", "batch_id"): "a batch is deleted only when no field change refers to it",
     ("row_error", "batch_id"): "deleted with the batch",
+    ("action_change", "action_id"): "an action's history is deleted with the action",
+    ("case_record", "notification_id"): "the meeting's record of the case (decisions, shares) is deleted with it",
+    ("case_record", "agenda_item_id"): "deleted with the notification, before its agenda item",
+    ("action", "case_id"): "the action is deleted before the case record",
+    ("case_decision", "case_id"): "deleted with the case record",
+    ("agency_share", "case_id"): "deleted with the case record",
 }
 
 
@@ -210,7 +220,7 @@ def apply_retention(session: Session, plan: RetentionPlan, *, actor: str) -> dic
     less, never more. Returns the counts actually deleted."""
     cutoff_utc, cutoff_local = plan.cutoff_utc, plan.cutoff_local
     session.flush()
-    done = {"notifications": 0, "actions": 0, "agenda_items": 0, "alerts": 0, "notification_people": 0, "field_changes": 0,
+    done = {"notifications": 0, "actions": 0, "action_changes": 0, "case_records": 0, "agenda_items": 0, "alerts": 0, "notification_people": 0, "field_changes": 0,
             "persons": 0, "batches": 0, "row_errors": 0}
     deleted_ids: list[int] = []
 
@@ -226,7 +236,13 @@ def apply_retention(session: Session, plan: RetentionPlan, *, actor: str) -> dic
             continue
         # Children first, explicitly: the alerts before the people links their child_link_id points at.
         done["alerts"] += run(delete(ALERT).where(ALERT.c.notification_id.in_(ids)))
+        action_ids = select(ACTION.c.id).where(ACTION.c.notification_id.in_(ids))
+        done["action_changes"] += run(delete(ACTION_CHANGE).where(ACTION_CHANGE.c.action_id.in_(action_ids)))
         done["actions"] += run(delete(ACTION).where(ACTION.c.notification_id.in_(ids)))
+        case_ids = select(CASE_RECORD.c.id).where(CASE_RECORD.c.notification_id.in_(ids))
+        run(delete(CASE_DECISION).where(CASE_DECISION.c.case_id.in_(case_ids)))
+        run(delete(AGENCY_SHARE).where(AGENCY_SHARE.c.case_id.in_(case_ids)))
+        done["case_records"] += run(delete(CASE_RECORD).where(CASE_RECORD.c.notification_id.in_(ids)))
         done["agenda_items"] += run(delete(AGENDA_ITEM).where(AGENDA_ITEM.c.notification_id.in_(ids)))
         done["field_changes"] += run(delete(FC).where(FC.c.notification_id.in_(ids)))
         done["notification_people"] += run(delete(NP).where(NP.c.notification_id.in_(ids)))
