@@ -273,12 +273,12 @@ def agenda_window(meeting_date: dt.date, rules: AgendaRules | None = None) -> tu
 
 
 def marac_referrals(session: Session, person_ids: Iterable[int]) -> dict[int, list[dt.date]]:
-    """Each person's MARAC referral dates, as the meeting record decided them: ``{person_id: [date, ...]}``.
+    """Each person's MARAC referral dates, as the meeting record decided them: ``{person_id: [date, ...]}`` (the
+    date of each meeting that decided a MARAC referral on a notification where the person was the victim). The
+    agenda always asks this function (looked up at call time), so tests can monkeypatch it."""
+    from meetings.meeting import marac_referral_dates  # the meeting record imports this module
 
-    The seam issue 5 (the meeting record) fills from its meeting decisions; until then there are none, so the
-    "repeat" rule and flag never fire. The agenda always asks this function (looked up at call time), so tests can
-    monkeypatch it and the rule starts working as soon as it returns dates."""
-    return {}
+    return marac_referral_dates(session, person_ids)
 
 
 def _add_months(day, months: int):
