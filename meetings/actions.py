@@ -233,13 +233,16 @@ def action_history(session: Session, user: User, action_id: int) -> list[dict]:
     return [dict(r) for r in session.connection().execute(stmt).mappings()]
 
 
-def action_context(session: Session, user: User, action_id: int) -> dict | None:
+def action_context(session: Session, user: User, action_id: int, *, log_view: bool = False) -> dict | None:
     """The minimal case context an agency needs for an action: the notification's reference, date, stream and
     risk, and — when the action was agreed at a meeting — the confirmed risk, decisions and what each agency
-    shared there. Nothing else of the case (no other agency's actions, no people beyond what was shared)."""
+    shared there. Nothing else of the case (no other agency's actions, no people beyond what was shared).
+    ``log_view`` audits the view (once per page visit)."""
     action = get_action(session, user, action_id)
     if action is None:
         return None
+    if log_view:
+        audit.record(session, user, "view", "action", action_id, notification_id=action["notification_id"])
     context = {"action": action, "confirmed_risk": None, "decisions": [], "shared": []}
     if action["case_id"] is None:
         return context

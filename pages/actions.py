@@ -18,8 +18,9 @@ with session_scope() as session:
     agencies = {a["id"]: a["name"] for a in list_agencies(session, user)}
     agency = st.selectbox("Agency", [None, *agencies], format_func=lambda i: "All agencies" if i is None else agencies[i])
     actions = list_actions(session, user, agency_id=agency)
-frame = pd.DataFrame(actions, columns=["overdue", "due_at", "agency", "status", "description", "police_ref", "owner",
+frame = pd.DataFrame(actions, columns=["bucket", "due_at", "agency", "status", "description", "police_ref", "owner",
                                        "note"])
+frame["bucket"] = frame["bucket"].map(label)
 frame["status"] = frame["status"].map(label)
 st.dataframe(frame, hide_index=True, width="stretch")
 
@@ -29,7 +30,8 @@ with st.expander("Agree a new action"):
         who = st.selectbox("Agency", list(agencies), format_func=agencies.get, key="new_action_agency")
         description = st.text_area("Action")
         owner = st.text_input("Named owner (optional)")
-        due = st.date_input("Due", dt.date.today() + dt.timedelta(days=1), format="DD/MM/YYYY")
+        due = st.date_input("Due date (leave empty: by the notification's risk, in working hours)", value=None,
+                            format="DD/MM/YYYY")
         if st.form_submit_button("Add action"):
             try:
                 with session_scope() as session:
@@ -37,7 +39,8 @@ with st.expander("Agree a new action"):
                     if notification is None:
                         raise ValueError(f"No notification {ref}.")
                     create_action(session, user, notification_id=notification, agency_id=who, description=description,
-                                  owner=owner or None, due_at=dt.datetime.combine(due, dt.time(17, 0)))
+                                  owner=owner or None,
+                                  due_at=dt.datetime.combine(due, dt.time(17, 0)) if due else None)
             except (ValueError, Refused) as exc:
                 st.error(str(exc))
             else:

@@ -77,3 +77,14 @@ def md_escape(text) -> str:
     """Text from a police extract (or any user) made inert for the Markdown that st.subheader, st.error and
     friends render: no links, images, emphasis or headings can be smuggled in."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+def seen_version(key: str, current: int | None) -> int | None:
+    """The version of a record as it was when the user started editing it on this page. The page re-reads the
+    record on every rerun, so passing the re-read version to a save would let a colleague's change made meanwhile
+    be silently overwritten; the first version seen is kept until ``forget_version`` (after a save or conflict)."""
+    return st.session_state.setdefault("seen_versions", {}).setdefault(key, current)
+
+
+def forget_version(key: str) -> None:
+    st.session_state.get("seen_versions", {}).pop(key, None)

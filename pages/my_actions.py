@@ -1,52 +1,92 @@
-"""My actions: an agency representative's own agency's actions, overdue first; update status and note."""
+"""My actions: an agency representative's own agency's actions, overdue first, then due today, then the rest;
+update status, note and named owner; the case context the meeting recorded as shared, and the action's history."""
 import pandas as pd
 import streamlit as st
 
 from core.db import session_scope
 from core.scope import Refused
-from meetings.actions import Conflict, list_actions, update_action
-from meetings.models import ActionStatus
-from pages.common import current_user, enter_page, label, md_escape
+from meetings.actions import Conflict, action_context, action_history, list_actions, update_action
+from meetings.meeting import DECISION_LABELS
+from meetings.models import ActionStatus, Decision
+from pages.common import current_user, enter_page, forget_version, label, mark_viewed, seen_version
 
 user = current_user()
 enter_page("my_actions")
 st.title("My actions")
+show_closed = st.toggle("Show completed actions too", key="show_closed")
 with session_scope() as session:
-    actions = list_actions(session, user)
+    actions = list_actions(session, user, include_closed=show_closed, limit=300)
+if conflict := st.session_state.pop("action_conflict", None):
+    st.error(conflict[0])
+    st.text(conflict[1])
+if saved := st.session_state.pop("action_saved", None):
+    st.success(saved)
 if not actions:
-    st.info("Your agency has no actions.")
+    st.info("Your agency has no open actions.")
     st.stop()
 frame = pd.DataFrame(actions)
+frame["when"] = frame["bucket"].map(label)
 frame["status"] = frame["status"].map(label)
 frame["risk"] = frame["risk"].map(label)
 st.dataframe(
-    frame[["overdue", "due_at", "status", "description", "police_ref", "incident_at", "risk", "owner", "note"]],
+    frame[["when", "due_at", "status", "description", "police_ref", "incident_at", "risk", "owner", "note"]],
     hide_index=True, width="stretch",
     column_config={"due_at": st.column_config.DatetimeColumn("Due", format="DD/MM/YYYY HH:mm"),
                    "incident_at": st.column_config.DatetimeColumn("Incident", format="DD/MM/YYYY HH:mm")})
 by_id = {a["id"]: a for a in actions}
 chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="Choose an action",
-                      format_func=lambda i: f"{by_id[i]['police_ref']}: {by_id[i]['description'][:80]}")
+                      format_func=lambda i: f"{label(by_id[i]['bucket'])}: {by_id[i]['police_ref']} – "
+                                            f"{by_id[i]['description'][:80]}")
 if chosen is None:
     st.stop()
-action = by_id[chosen]
-st.subheader(md_escape(f"Action on {action['police_ref']}"))
+with session_scope() as session:
+    context = action_context(session, user, chosen, log_view=mark_viewed("action", chosen))
+    history = action_history(session, user, chosen)
+if context is None:
+    st.stop()
+action = context["action"]
+st.subheader(f"Action on {action['police_ref']}")
 st.text(action["description"])
+facts = [f"Incident {action['incident_at']:%d/%m/%Y %H:%M}, {label(action['stream'])}, police risk "
+         f"{label(action['risk'])}"]
+if context["confirmed_risk"]:
+    facts.append(f"Confirmed risk at the meeting of {context['meeting_date']:%d/%m/%Y}: {label(context['confirmed_risk'])}")
+if context["decisions"]:
+    facts.append("Decisions: " + "; ".join(DECISION_LABELS[Decision(d)] for d in context["decisions"]))
+st.text("\n".join(facts))
+for share in context["shared"]:
+    st.caption(f"Shared by {share['agency']}")
+    st.text(share["note"])
 statuses = [s.value for s in ActionStatus]
+version_key = f"action_{action['id']}"
+# Keys fixed per action: what the user typed survives a rerun, and the version they started from is kept.
+expected = seen_version(version_key, action["version"])
 with st.form(f"update_{action['id']}"):
-    status = st.selectbox("Status", statuses, index=statuses.index(action["status"].value),
-                          format_func=lambda s: s.replace("_", " "))
-    note = st.text_area("Note (needed for done, not possible and not done)", value=action["note"] or "")
+    status = st.selectbox("Status", statuses, index=statuses.index(ActionStatus(action["status"]).value),
+                          format_func=label, key=f"status_{action['id']}")
+    note = st.text_area("Note (needed for done, not possible and not done)", value=action["note"] or "",
+                        key=f"note_{action['id']}")
+    owner = st.text_input("Named owner", value=action["owner"] or "", key=f"owner_{action['id']}")
     saved = st.form_submit_button("Save")
 if saved:
+    forget_version(version_key)
     try:
         with session_scope() as session:
-            update_action(session, user, action["id"], expected_version=action["version"], status=status, note=note)
+            update_action(session, user, action["id"], expected_version=expected, status=status, note=note,
+                          owner=owner)
     except Conflict as exc:
-        st.error(str(exc))
-        st.text(f"Now: {exc.current['status'].value.replace('_', ' ')} – {exc.current['note'] or ''}")
+        for field in ("status", "note", "owner"):  # show the stored values from now on
+            st.session_state.pop(f"{field}_{action['id']}", None)
+        now = exc.current
+        st.session_state["action_conflict"] = (str(exc), f"Now: {label(now['status'])} – {now['note'] or ''} "
+                                                         f"(owner {now['owner'] or 'none'})")
     except (ValueError, Refused) as exc:
         st.error(str(exc))
+        st.stop()
     else:
-        st.success("Saved.")
-        st.rerun()
+        st.session_state["action_saved"] = "Saved."
+    st.rerun()
+if history:
+    st.caption("History")
+    st.dataframe(pd.DataFrame(history)[["changed_at_utc", "by", "field", "old_value", "new_value"]],
+                 hide_index=True, column_config={"changed_at_utc": "when (UTC)"})

@@ -80,7 +80,7 @@ def test_agency_user_lands_on_my_actions_and_cannot_reach_notifications(app_db):
     uid = _user(app_db, "rep", UserRole.agency, agency_id=6)  # Probation (seeded by migration 0002)
     at = _signed_in(uid).run()
     assert at.title[0].value == "My actions"
-    assert at.info[0].value == "Your agency has no actions."
+    assert at.info[0].value == "Your agency has no open actions."
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("pages/notifications.py")  # not registered for this role, so not reachable
 
