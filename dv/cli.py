@@ -1,6 +1,8 @@
 """``python -m dv ...``: the commands scheduled jobs and operators use. ``--json`` prints one JSON document.
 
 Exit codes: 0 done; 2 nothing could be done (the reason on stderr); 1 an unexpected error.
+``actions digest --send``: 0 every digest was sent; 3 some could not be (no recipients, or the mail server
+refused: each agency's ``error`` says which); 2 no SMTP host is set.
 """
 from __future__ import annotations
 
@@ -176,6 +178,74 @@ def cmd_agenda(args) -> int:
     return 0
 
 
+def _now(value: str | None):
+    """``--now``: an ISO date-time, Europe/London wall-clock (an offset is converted); None: now."""
+    import datetime as dt
+
+    from core.timeutil import LONDON
+
+    if value is None:
+        return None
+    when = dt.datetime.fromisoformat(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(LONDON).replace(tzinfo=None)
+    return when
+
+
+def cmd_actions_list(args) -> int:
+    from meetings.digest import UnknownAgency, job_list_actions
+
+    try:
+        now = _now(args.now)
+    except ValueError:
+        return _fail(f"--now must be an ISO date-time such as 2026-11-23T09:00 (got {args.now!r}).")
+    migrate()
+    try:
+        with session_scope() as session:
+            rows = job_list_actions(session, args.agency, args.status, args.overdue, now, actor=_actor())
+    except UnknownAgency as exc:
+        return _fail(str(exc))
+    lines = [f"#{r['id']} {r['police_ref']} | {r['agency']} | due "
+             f"{r['due_at'].replace('T', ' ') if r['due_at'] else '-'} | {r['status'].replace('_', ' ')}"
+             f"{' | OVERDUE' if r['overdue'] else ''} | {' '.join((r['description'] or '').split())}"
+             f"{' | owner ' + r['owner'] if r['owner'] else ''}" for r in rows]
+    _print(args, rows, "\n".join(lines) if lines else "No actions.")
+    return 0
+
+
+def cmd_actions_digest(args) -> int:
+    from core.mail import MailNotConfigured
+    from meetings.digest import send_digests
+
+    try:
+        now = _now(args.now)
+    except ValueError:
+        return _fail(f"--now must be an ISO date-time such as 2026-11-23T07:00 (got {args.now!r}).")
+    settings = get_settings()
+    if args.send and not settings.smtp_host:
+        return _fail("No SMTP host is set: set DV_SMTP_HOST (and DV_SMTP_PORT, DV_SMTP_USER, DV_SMTP_PASSWORD, "
+                     "DV_SMTP_STARTTLS, DV_MAIL_FROM as needed) to send the digest. Without --send nothing is sent.")
+    migrate()
+    try:
+        with session_scope() as session:
+            results = send_digests(session, now, send=args.send, settings=settings, actor=_actor())
+    except MailNotConfigured as exc:
+        return _fail(str(exc))
+    if args.json:
+        _print(args, results, "")
+    else:
+        parts = []
+        for r in results:
+            state = ("sent" if r["sent"] else "NOT SENT") if args.send else "dry run, not sent"
+            head = (f"== {r['agency']}: {r['overdue']} overdue, {r['due_today']} due today; to "
+                    f"{', '.join(r['recipients']) or 'nobody'} ({state})")
+            if r["error"]:
+                head += f"\n   {r['error']}"
+            parts.append(head if args.send else f"{head}\nSubject: {r['subject']}\n\n{r['body']}")
+        print("\n".join(parts) if parts else "No agency has actions overdue or due today.")
+    return 3 if args.send and any(not r["sent"] or r["error"] for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     mode.add_argument("--apply", action="store_true", help="delete, and write one audit row")
     p.add_argument("--days", type=int, help="retention period in days (default: DV_RETENTION_DAYS, 2190)")
+    from meetings.models import ActionStatus
+
+    actions = sub.add_parser("actions", help="agency actions: list them, send the daily digest").add_subparsers(
+        dest="actions_command", required=True)
+    p = actions.add_parser("list", help="list actions: overdue first, then due today, the other open ones, closed")
+    p.set_defaults(func=cmd_actions_list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--agency", help="one agency, by name (case-insensitive)")
+    p.add_argument("--status", action="extend", nargs="+", choices=[s.value for s in ActionStatus],
+                   help="only these statuses (repeatable)")
+    p.add_argument("--overdue", action="store_true", help="only open actions past their due time")
+    p.add_argument("--now", help="as at this ISO date-time, Europe/London wall-clock (default: now)")
+    p = actions.add_parser("digest", help="each agency's actions overdue or due today: print (dry run) or --send")
+    p.set_defaults(func=cmd_actions_digest)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--send", action="store_true", help="email each agency its digest (DV_SMTP_HOST) and audit it")
+    p.add_argument("--now", help="as at this ISO date-time, Europe/London wall-clock (default: now)")
     return parser
 
 
