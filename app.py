@@ -33,7 +33,7 @@ PAGES = {
     "agenda": st.Page("pages/agenda.py", title="Agenda", icon=":material/event_note:", url_path="agenda"),
     "meeting": st.Page("pages/meeting.py", title="Meeting", icon=":material/groups:", url_path="meeting"),
     "actions": st.Page("pages/actions.py", title="Actions", icon=":material/task_alt:", url_path="actions"),
-    "overdue": st.Page("pages/overdue.py", title="Overdue", icon=":material/alarm:", url_path="overdue"),
+    "overdue": st.Page("pages/overdue.py", title="Overdue actions", icon=":material/alarm:", url_path="overdue"),
     "my_actions": st.Page("pages/my_actions.py", title="My actions", icon=":material/task_alt:", url_path="my-actions"),
     "alerts": st.Page("pages/alerts.py", title="Encompass alerts", icon=":material/school:", url_path="alerts"),
     "users": st.Page("pages/users.py", title="Users and agencies", icon=":material/group:", url_path="users"),
