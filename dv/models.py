@@ -10,7 +10,7 @@ import datetime as dt
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.timeutil import utcnow
@@ -187,12 +187,21 @@ class AlertStatus(str, Enum):
     acknowledged = "acknowledged"
 
 
+class SchoolResolution(str, Enum):
+    resolved = "resolved"  # the setting is known (a URN)
+    to_resolve = "to_resolve"  # the typed name matched no open setting with certainty: in the coordinator's queue
+    home_educated = "home_educated"  # routed to the council's elective home education officer
+
+
 class EncompassAlert(SQLModel, table=True):
-    """An Operation Encompass alert: one child of one notification, for one school. ``disclosed`` is exactly what
-    the school was shown (issue 6 fills and sends it)."""
+    """An Operation Encompass alert: one child of one notification, for one setting. ``disclosed`` is exactly what
+    the setting was shown (JSON), frozen when the alert is created or its school resolved."""
 
     __tablename__ = "encompass_alert"
-    __table_args__ = (Index("ix_alert_school_status", "school_urn", "status", "due_at"),)
+    __table_args__ = (Index("ix_alert_school_status", "school_urn", "status", "due_at"),
+                      Index("ix_alert_status_due", "status", "due_at"),
+                      Index("ix_alert_resolution", "resolution"),
+                      UniqueConstraint("child_link_id", name="uq_alert_child_link"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(
@@ -200,14 +209,70 @@ class EncompassAlert(SQLModel, table=True):
     child_link_id: Optional[int] = Field(  # indexed: deleting a person link must not scan every alert
         default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL"), index=True))
     school_urn: Optional[str] = Field(default=None, max_length=12)  # None while the school is to be resolved
+    school_typed: Optional[str] = Field(default=None, max_length=255)  # as the police typed it
+    resolution: SchoolResolution = Field(default=SchoolResolution.resolved, sa_type=EnumText(SchoolResolution))
+    candidates: Optional[str] = Field(default=None, sa_column=Column(Text))  # JSON: [{urn, name, la, status, why}]
+    incident_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
     due_at: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # Europe/London wall-clock
     status: AlertStatus = Field(default=AlertStatus.queued, sa_type=EnumText(AlertStatus))
     disclosed: Optional[str] = Field(default=None, sa_column=Column(Text))  # JSON, exactly as shown to the school
     notified_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
     acknowledged_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
     acknowledged_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    escalated_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # not acknowledged in time
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
     version: int = 1
+
+
+class School(SQLModel, table=True):
+    """An establishment from the DfE GIAS download, keyed by URN. Closed ones are kept only to explain a name
+    match; they are never chosen. The council's elective home education officer is a setting too (URN "EHE")."""
+
+    urn: str = Field(primary_key=True, max_length=12)
+    name: str = Field(max_length=255)
+    name_key: str = Field(max_length=255, index=True)  # normalised name (dv.schools.normalise)
+    la_name: Optional[str] = Field(default=None, max_length=120, index=True)
+    type_name: Optional[str] = Field(default=None, max_length=120)
+    status: str = Field(default="Open", max_length=60)  # Open / Closed / Open, but proposed to close
+    is_open: bool = True
+    phase: Optional[str] = Field(default=None, max_length=60)
+    low_age: Optional[int] = None
+    high_age: Optional[int] = None
+    postcode: Optional[str] = Field(default=None, max_length=12)
+    town: Optional[str] = Field(default=None, max_length=120)
+    updated_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class KeyAdult(SQLModel, table=True):
+    """A setting's Operation Encompass key adult (usually the designated safeguarding lead): who the alert notice
+    goes to. Reviewed by the coordinator by ``review_date``."""
+
+    __tablename__ = "key_adult"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    school_urn: str = Field(sa_column=Column(
+        String(12), ForeignKey("school.urn", name="fk_key_adult_school"), nullable=False, index=True))
+    name: str = Field(max_length=200)
+    email: Optional[str] = Field(default=None, max_length=320)
+    phone: Optional[str] = Field(default=None, max_length=40)
+    review_date: Optional[dt.date] = Field(default=None, sa_type=Date)
+    active: bool = True
+    updated_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    version: int = 1
+
+
+class SchoolAlias(SQLModel, table=True):
+    """A coordinator's resolution of a spelling, remembered: the next child with this typed name goes straight to
+    that setting."""
+
+    __tablename__ = "school_alias"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name_key: str = Field(max_length=255, unique=True)
+    school_urn: str = Field(sa_column=Column(
+        String(12), ForeignKey("school.urn", name="fk_school_alias_school"), nullable=False))
+    created_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
+    created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
 class MatchStatus(str, Enum):

@@ -485,7 +485,7 @@ def _cheap_password_hashing():
 AUDITED_TABLES = frozenset({"notification", "notification_person", "person", "field_change", "action",
                             "encompass_alert", "user", "agency", "import_batch", "row_error", "action_change",
                             "meeting", "agenda_item", "case_record", "case_decision", "agency_share",
-                            "meeting_attendee", "meeting_amendment"})
+                            "meeting_attendee", "meeting_amendment", "school", "key_adult", "school_alias"})
 _DML = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
 from tests.factories import _unaudited_depth  # noqa: E402  (shared with tests.factories.unaudited)
 
