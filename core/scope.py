@@ -47,14 +47,18 @@ ACTIONS: dict[str, frozenset[UserRole]] = {
     "manage_matches": frozenset({C}),  # confirm, reject or undo possible matches between person records
     "record_meeting": frozenset({C}),  # open, run and close the meeting; amend a closed one
     "read_meeting": frozenset({C}),  # the meeting record and its minutes
+    "import_schools": frozenset({C, AD}),  # load the GIAS establishments download
+    "manage_schools": frozenset({C}),  # key adults, resolving typed school names, remembered spellings
+    "manage_alerts": frozenset({C}),  # the Encompass queue: resolve, send, escalations
 }
 
 # role -> page keys, in menu order (app.py maps keys to st.Page objects)
 PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
-    C: ("notifications", "import", "agenda", "meeting", "actions", "overdue", "users", "account"),
+    C: ("notifications", "import", "agenda", "meeting", "actions", "overdue", "encompass", "schools", "users",
+        "account"),
     A: ("my_actions", "account"),
     S: ("alerts", "account"),
-    AD: ("users", "audit", "account"),
+    AD: ("users", "schools", "audit", "account"),
     M: ("account",),
 }
 
@@ -103,14 +107,15 @@ def visible(user: User | None, resource: str, table: FromClause | None = None) -
     if role == C and resource in {"notification", "person", "notification_person", "field_change", "import_batch",
                                   "row_error", "action", "encompass_alert", "agency", "user",
                                   "person_match", "meeting", "agenda_item", "case_record", "case_decision",
-                                  "agency_share", "action_change", "meeting_attendee", "meeting_amendment"}:
+                                  "agency_share", "action_change", "meeting_attendee", "meeting_amendment",
+                                  "school", "key_adult", "school_alias"}:
         return true()
     if role == C and resource == "audit_event":
         from core.models import AuditEvent
 
         t = table if table is not None else AuditEvent.__table__
         return t.c.entity.in_(CASE_ENTITIES)  # "who viewed or changed this record"; the full log is the admin's
-    if role == AD and resource in {"user", "agency", "audit_event"}:
+    if role == AD and resource in {"user", "agency", "audit_event", "school", "key_adult"}:
         return true()
     if role == A and user.agency_id is not None:
         if resource == "notification":
@@ -171,6 +176,8 @@ def changeable(user: User | None, resource: str, table: FromClause | None = None
         t = table if table is not None else EncompassAlert.__table__
         return t.c.school_urn == user.school_urn
     if resource in {"user", "agency"} and user.role in {C, AD}:
+        return true()
+    if resource in {"key_adult", "school_alias"} and user.role == C:
         return true()
     return false()
 

@@ -14,6 +14,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated setting ("Nottinghamshire, Nottingham") as a tuple of trimmed values."""
+    return tuple(v.strip() for v in (os.environ.get(name) or "").split(",") if v.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -45,6 +50,14 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = "da-daily@localhost"
     app_url: str = "http://localhost:8501"  # put in emails so people know where to sign in
+    # Operation Encompass. The hub's local authorities (GIAS "LA (name)"): a school name is resolved within them
+    # first. Nursery settings (children under 4 at a setting) get alerts only when switched on.
+    local_authorities: tuple[str, ...] = ()
+    encompass_nursery: bool = False
+    # Which fields an alert discloses (a subset of dv.encompass.ALERT_FIELDS); empty = all of them.
+    encompass_fields: tuple[str, ...] = ()
+    alert_escalation_minutes: int = 60  # not acknowledged this long after its deadline: escalated to coordinators
+    term_dates_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -73,4 +86,9 @@ def get_settings() -> Settings:
         smtp_starttls=os.environ.get("DV_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
         mail_from=os.environ.get("DV_MAIL_FROM") or "da-daily@localhost",
         app_url=os.environ.get("DV_APP_URL") or "http://localhost:8501",
+        local_authorities=_list("DV_LOCAL_AUTHORITIES"),
+        encompass_nursery=os.environ.get("DV_ENCOMPASS_NURSERY", "").lower() in ("1", "true", "yes"),
+        encompass_fields=_list("DV_ENCOMPASS_FIELDS"),
+        alert_escalation_minutes=_int("DV_ALERT_ESCALATION_MINUTES", 60),
+        term_dates_file=Path(os.environ["TERM_DATES_FILE"]) if os.environ.get("TERM_DATES_FILE") else None,
     )

@@ -1,0 +1,8 @@
+"""Encompass (being built: issue 6)."""
+import streamlit as st
+
+from pages.common import current_user, enter_page
+
+user = current_user()
+enter_page("encompass")
+st.title("Encompass")
