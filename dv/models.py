@@ -201,6 +201,7 @@ class EncompassAlert(SQLModel, table=True):
     __table_args__ = (Index("ix_alert_school_status", "school_urn", "status", "due_at"),
                       Index("ix_alert_status_due", "status", "due_at"),
                       Index("ix_alert_resolution", "resolution"),
+                      Index("ix_alert_notification_child", "notification_id", "child_key"),
                       UniqueConstraint("child_link_id", name="uq_alert_child_link"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -209,6 +210,9 @@ class EncompassAlert(SQLModel, table=True):
     child_link_id: Optional[int] = Field(  # indexed: deleting a person link must not scan every alert
         default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL"), index=True))
     school_urn: Optional[str] = Field(default=None, max_length=12)  # None while the school is to be resolved
+    # The child as "surname|forename|dob" (normalised): a re-import that rewrites the notification's people (new
+    # link ids) finds the child's existing alert instead of raising a second one.
+    child_key: Optional[str] = Field(default=None, max_length=255)
     school_typed: Optional[str] = Field(default=None, max_length=255)  # as the police typed it
     resolution: SchoolResolution = Field(default=SchoolResolution.resolved, sa_type=EnumText(SchoolResolution))
     candidates: Optional[str] = Field(default=None, sa_column=Column(Text))  # JSON: [{urn, name, la, status, why}]
