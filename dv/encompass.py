@@ -1,41 +1,226 @@
-"""Operation Encompass alerts as a school sees them (issue 6 creates and sends them from the import).
+"""Operation Encompass: an alert for every school-age child of every imported notification, due at the start of
+the child's setting's next school day, delivered through the school portal with an email notice, and proved.
 
-A school key adult sees only its own URN's alerts, and only the fields that were disclosed."""
+* **Which children**: every child 4 to 17 on the incident date (nursery settings, under 4, only with
+  ``DV_ENCOMPASS_NURSERY``), crime or non-crime, present or not, whose setting is known or to be resolved. A child
+  with no date of birth gets an alert when a setting was typed (the age cannot rule them out).
+* **Setting**: the name the police typed is resolved by ``dv.schools.SchoolResolver``. Not certain: the alert
+  waits in the coordinator's **To resolve** queue with the candidates and why. "Home educated": the council's
+  elective home education officer (setting ``EHE``).
+* **Deadline**: ``dv.schooldays`` (that setting's term dates, INSET days, weekends, bank holidays).
+* **Content**: ``ALERT_FIELDS`` (or the subset ``DV_ENCOMPASS_FIELDS``); ``disclosed`` holds exactly what the
+  setting is shown, frozen once the notice is sent.
+* **Delivery**: ``send_notices`` emails the setting's key adults that an alert is waiting (no names, no details)
+  and marks it notified; the key adult reads and acknowledges it in the portal. ``escalate`` flags alerts still
+  not acknowledged ``DV_ALERT_ESCALATION_MINUTES`` after their deadline and tells the coordinators.
+
+A school key adult sees only its own URN's alerts, and only the fields that were disclosed.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import statistics
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
 
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from core import audit
-from core.models import User
+from core.db import checked_update
+from core.models import User, UserRole
 from core.scope import changeable, refuse, require, visible
-from core.timeutil import utcnow
-from dv.models import AlertStatus, EncompassAlert
+from core.settings import Settings, get_settings
+from core.timeutil import london_now, london_to_utc, utc_to_london, utcnow
+from dv.models import (AlertStatus, EncompassAlert, Notification, NotificationPerson, PersonRole, School,
+                       SchoolResolution)
 
 E = EncompassAlert.__table__
+N = Notification.__table__
+NP = NotificationPerson.__table__
+S = School.__table__
+EHE_URN = "EHE"
+ALERT_FIELDS = ("child", "child_dob", "setting", "police_ref", "incident_date", "incident_time", "place",
+                "present", "circumstances", "risk")
+FIELD_LABELS = {"child": "Child", "child_dob": "Date of birth", "setting": "Setting", "police_ref": "Police reference",
+                "incident_date": "Date", "incident_time": "Time", "place": "Place", "present": "Child present",
+                "circumstances": "What happened", "risk": "Risk level"}
+CIRCUMSTANCES_MAX = 600  # "brief circumstances"
+NOTICE_SUBJECT = "DA Daily: a new Operation Encompass notification is waiting"
+
+
+class Conflict(Exception):
+    def __init__(self, current: dict | None):
+        super().__init__("This alert was changed by someone else after you opened it; look again.")
+        self.current = current
+
+
+# ------------------------------------------------------------------------------------------------ who gets one
+
+
+def age_on(dob: dt.date, day: dt.date) -> int:
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+def child_key(surname: str | None, forename: str | None, dob: dt.date | None) -> str:
+    def norm(text: str | None) -> str:
+        text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
+        return re.sub(r"[^a-z]", "", text)
+
+    return f"{norm(surname)}|{norm(forename)}|{dob.isoformat() if dob else ''}"[:255]
+
+
+def _in_scope(dob: dt.date | None, typed: str | None, incident: dt.date, settings: Settings) -> bool:
+    if dob is None:
+        return bool((typed or "").strip())
+    age = age_on(dob, incident)
+    if 4 <= age <= 17:
+        return True
+    return settings.encompass_nursery and 0 <= age < 4 and bool((typed or "").strip())
+
+
+def _disclosed(child: dict, setting_name: str | None, settings: Settings) -> dict:
+    """What the setting is shown: the issue's minimum, or the configured subset of it."""
+    incident = child["incident_at"]
+    text = (child.get("circumstances") or "").strip()
+    if len(text) > CIRCUMSTANCES_MAX:
+        text = text[:CIRCUMSTANCES_MAX].rsplit(" ", 1)[0] + " …"
+    full = {
+        "child": ", ".join(x for x in (child.get("surname"), child.get("forename")) if x) or None,
+        "child_dob": child["dob"].strftime("%d/%m/%Y") if child.get("dob") else None,
+        "setting": setting_name,
+        "police_ref": child["police_ref"],
+        "incident_date": incident.strftime("%d/%m/%Y") if incident else None,
+        "incident_time": incident.strftime("%H:%M") if incident else None,
+        "place": child.get("location") or child.get("postcode"),
+        "present": {True: "yes", False: "no"}.get(child.get("present"), "not known"),
+        "circumstances": text or None,
+        "risk": (getattr(child.get("risk"), "value", child.get("risk")) or "not_assessed").replace("_", " "),
+    }
+    wanted = [f for f in (settings.encompass_fields or ALERT_FIELDS) if f in ALERT_FIELDS]
+    return {k: full[k] for k in wanted}
+
+
+def _children(conn, notification_ids: list[int]) -> list[dict]:
+    stmt = (select(NP.c.id.label("link_id"), NP.c.notification_id, NP.c.surname, NP.c.forename, NP.c.dob,
+                   NP.c.school_name, NP.c.present, N.c.police_ref, N.c.incident_at, N.c.location, N.c.postcode,
+                   N.c.circumstances, N.c.risk)
+            .join(N, N.c.id == NP.c.notification_id)
+            .where(NP.c.notification_id.in_(notification_ids), NP.c.role == PersonRole.child.value)
+            .order_by(NP.c.notification_id, NP.c.position))
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _school_names(conn, urns: Iterable[str]) -> dict[str, str]:
+    urns = sorted({u for u in urns if u})
+    return dict(conn.execute(select(S.c.urn, S.c.name).where(S.c.urn.in_(urns))).all()) if urns else {}
+
+
+def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: User | None = None,
+                    actor: str | None = None, settings: Settings | None = None) -> dict:
+    """Create the alerts the imported (or updated) notifications need. Idempotent: a child who already has an
+    alert on that notification (found by link, or by child key after a re-import rewrote the people) gets none.
+    Runs in the caller's transaction (the import's), audited as one row."""
+    from dv.schooldays import load_term_dates
+    from dv.schools import SchoolResolver
+
+    settings = settings or get_settings()
+    ids = sorted(set(notification_ids))
+    counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
+    if not ids:
+        return counts
+    conn = session.connection()
+    terms = load_term_dates()
+    resolver = None
+    rows: list[dict] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        existing = {(r.notification_id, r.child_key): (r.id, r.child_link_id) for r in conn.execute(
+            select(E.c.id, E.c.notification_id, E.c.child_key, E.c.child_link_id)
+            .where(E.c.notification_id.in_(chunk)))}
+        linked = {link for _, link in existing.values() if link is not None}
+        for child in _children(conn, chunk):
+            if child["link_id"] in linked:
+                continue
+            key = child_key(child["surname"], child["forename"], child["dob"])
+            found = existing.get((child["notification_id"], key))
+            if found is not None:
+                if found[1] is None:  # the import rewrote this notification's people: point at the new link
+                    conn.execute(update(E).where(E.c.id == found[0]).values(child_link_id=child["link_id"]))
+                    counts["relinked"] += 1
+                continue
+            incident = child["incident_at"]
+            if incident is None or not _in_scope(child["dob"], child["school_name"], incident.date(), settings):
+                counts["not_school_age"] += 1
+                continue
+            if resolver is None:
+                resolver = SchoolResolver(session, preferred_las=list(settings.local_authorities) or None)
+            res = resolver.resolve(child["school_name"] or "")
+            if res.home_educated:
+                urn, resolution = EHE_URN, SchoolResolution.home_educated
+            elif res.urn and res.certain:
+                urn, resolution = res.urn, SchoolResolution.resolved
+            else:
+                urn, resolution = None, SchoolResolution.to_resolve
+            rows.append({"child": child, "key": key, "urn": urn, "resolution": resolution,
+                         "candidates": res.candidates, "reason": res.reason,
+                         "due_at": terms.deadline(urn if resolution == SchoolResolution.resolved else None,
+                                                  incident)})
+            existing[(child["notification_id"], key)] = (None, child["link_id"])
+    names = _school_names(conn, [r["urn"] for r in rows])
+    now = utcnow()
+    values = []
+    for r in rows:
+        child = r["child"]
+        values.append(dict(
+            notification_id=child["notification_id"], child_link_id=child["link_id"], child_key=r["key"],
+            school_urn=r["urn"], school_typed=(child["school_name"] or None), resolution=r["resolution"],
+            candidates=json.dumps({"why": r["reason"], "candidates": r["candidates"]}, default=str)
+            if r["resolution"] == SchoolResolution.to_resolve else None,
+            incident_at=child["incident_at"], due_at=r["due_at"], status=AlertStatus.queued,
+            disclosed=json.dumps(_disclosed(child, names.get(r["urn"]), settings), sort_keys=True),
+            created_at_utc=now, version=1))
+        counts["created"] += 1
+        counts["to_resolve"] += r["resolution"] == SchoolResolution.to_resolve
+        counts["home_educated"] += r["resolution"] == SchoolResolution.home_educated
+    if values:
+        conn.execute(insert(E), values)
+    if values or counts["relinked"]:
+        audit.record(session, user, "change", "encompass_alert", None, created=counts["created"],
+                     to_resolve=counts["to_resolve"], home_educated=counts["home_educated"],
+                     relinked=counts["relinked"], notifications=len(ids),
+                     **({"username": actor} if user is None and actor else {}))
+    return counts
 
 
 def create_alert(session: Session, user: User | None, *, notification_id: int, school_urn: str | None,
                  disclosed: dict, due_at: dt.datetime | None = None, child_link_id: int | None = None) -> int:
-    """Queue an alert with exactly what will be disclosed. ``user`` None is the import job."""
+    """Queue one alert with exactly what will be disclosed (set-up and tests; imports use ``generate_alerts``)."""
     if user is not None:
-        require(session, user, "manage_actions")
+        require(session, user, "manage_alerts")
     alert_id = session.connection().execute(insert(E).values(
         notification_id=notification_id, child_link_id=child_link_id, school_urn=school_urn, due_at=due_at,
+        resolution=SchoolResolution.resolved if school_urn else SchoolResolution.to_resolve,
         status=AlertStatus.queued, disclosed=json.dumps(disclosed, sort_keys=True, default=str),
         created_at_utc=utcnow(), version=1)).inserted_primary_key[0]
     audit.record(session, user, "change", "encompass_alert", alert_id, new={"school_urn": school_urn})
     return alert_id
 
 
+# ------------------------------------------------------------------------------------------------ the portal
+
+
 def list_alerts(session: Session, user: User) -> list[dict]:
-    """The alerts the user may see, newest first, with only the disclosed fields."""
+    """The alerts the user may see (a school: its own URN's), not yet acknowledged first, then newest; with only
+    the disclosed fields."""
     stmt = (select(E.c.id, E.c.school_urn, E.c.due_at, E.c.status, E.c.disclosed, E.c.notified_at_utc,
                    E.c.acknowledged_at_utc, E.c.version)
-            .where(visible(user, "encompass_alert")).order_by(E.c.due_at.desc(), E.c.id.desc()))
+            .where(visible(user, "encompass_alert"), E.c.school_urn.is_not(None))
+            .order_by((E.c.status == AlertStatus.acknowledged.value), E.c.due_at.desc(), E.c.id.desc())
+            .limit(500))
     rows = []
     for r in session.connection().execute(stmt).mappings():
         row = dict(r)
@@ -57,7 +242,6 @@ def acknowledge_alert(session: Session, user: User | None, alert_id: int) -> Non
     mine = session.connection().execute(
         select(E.c.status).where(E.c.id == alert_id, changeable(user, "encompass_alert"))).first()
     if mine is None:  # not this user's school's alert (or no such alert): refused, whatever the id
-
         raise refuse(session, user, "acknowledge_alert", "encompass_alert", alert_id)
     # already acknowledged: nothing to do
 
@@ -65,3 +249,227 @@ def acknowledge_alert(session: Session, user: User | None, alert_id: int) -> Non
 def record_disclosure(session: Session, user: User, alert_id: int) -> None:
     """The alert's content was shown to this school user (audited once per alert per page visit)."""
     audit.record(session, user, "disclosure", "encompass_alert", alert_id)
+
+
+# ------------------------------------------------------------------------------------------------ coordinator
+
+
+def _rows(conn, stmt) -> list[dict]:
+    out = []
+    for r in conn.execute(stmt).mappings():
+        row = dict(r)
+        row["status"] = getattr(row["status"], "value", row["status"])
+        row["resolution"] = getattr(row.get("resolution"), "value", row.get("resolution"))
+        if row.get("candidates"):
+            row["candidates"] = json.loads(row["candidates"])
+        out.append(row)
+    return out
+
+
+def _select():
+    return (select(E.c.id, E.c.notification_id, E.c.school_urn, S.c.name.label("school_name"), E.c.school_typed,
+                   E.c.resolution, E.c.candidates, E.c.incident_at, E.c.due_at, E.c.status, E.c.notified_at_utc,
+                   E.c.acknowledged_at_utc, E.c.escalated_at_utc, E.c.version, N.c.police_ref,
+                   NP.c.surname, NP.c.forename, NP.c.dob)
+            .join(N, N.c.id == E.c.notification_id).outerjoin(S, S.c.urn == E.c.school_urn)
+            .outerjoin(NP, NP.c.id == E.c.child_link_id))
+
+
+def encompass_overview(session: Session, user: User, *, now: dt.datetime | None = None, limit: int = 500) -> dict:
+    """The coordinator's Encompass page: due next, overdue (not acknowledged after the deadline), to resolve,
+    escalated, recently acknowledged, and the timeliness of the last 28 days."""
+    require(session, user, "manage_alerts")
+    now = now or london_now()
+    conn = session.connection()
+    base = _select().where(visible(user, "encompass_alert"))
+    waiting = E.c.status != AlertStatus.acknowledged.value
+    resolved = E.c.resolution != SchoolResolution.to_resolve.value
+    view = {
+        "due_next": _rows(conn, base.where(waiting, resolved, E.c.due_at >= now).order_by(E.c.due_at).limit(limit)),
+        "overdue": _rows(conn, base.where(waiting, E.c.due_at < now).order_by(E.c.due_at).limit(limit)),
+        "to_resolve": _rows(conn, base.where(E.c.resolution == SchoolResolution.to_resolve.value, waiting)
+                            .order_by(E.c.due_at).limit(limit)),
+        "escalated": _rows(conn, base.where(waiting, E.c.escalated_at_utc.is_not(None))
+                           .order_by(E.c.due_at).limit(limit)),
+        "acknowledged": _rows(conn, base.where(E.c.status == AlertStatus.acknowledged.value)
+                              .order_by(E.c.acknowledged_at_utc.desc()).limit(100)),
+    }
+    view["figures"] = timeliness(session, user, now - dt.timedelta(days=28), now)
+    return view
+
+
+def timeliness(session: Session, user: User, start: dt.datetime, end: dt.datetime) -> dict:
+    """For alerts whose incident falls in [start, end) (wall-clock): how many, the share notified before the
+    deadline, the share acknowledged (and before the deadline), the median hours from incident to notification,
+    and how many still wait for their school to be resolved."""
+    require(session, user, "manage_alerts")
+    rows = session.connection().execute(
+        select(E.c.incident_at, E.c.due_at, E.c.notified_at_utc, E.c.acknowledged_at_utc, E.c.resolution)
+        .where(visible(user, "encompass_alert"), E.c.incident_at >= start, E.c.incident_at < end)).all()
+    total = len(rows)
+    notified = [r for r in rows if r.notified_at_utc is not None]
+    on_time = [r for r in notified if r.due_at and utc_to_london(r.notified_at_utc) <= r.due_at]
+    acked = [r for r in rows if r.acknowledged_at_utc is not None]
+    acked_on_time = [r for r in acked if r.due_at and utc_to_london(r.acknowledged_at_utc) <= r.due_at]
+    hours = [(r.notified_at_utc - london_to_utc(r.incident_at)).total_seconds() / 3600 for r in notified
+             if r.incident_at]
+
+    def share(part, whole):
+        return round(100 * len(part) / len(whole), 1) if whole else None
+
+    return {"alerts": total, "notified": len(notified), "notified_on_time_pct": share(on_time, rows),
+            "acknowledged_pct": share(acked, rows), "acknowledged_on_time_pct": share(acked_on_time, rows),
+            "median_hours_to_notification": round(statistics.median(hours), 1) if hours else None,
+            "to_resolve": sum(1 for r in rows if getattr(r.resolution, "value", r.resolution) == "to_resolve")}
+
+
+def resolve_alert(session: Session, user: User, alert_id: int, *, urn: str, expected_version: int,
+                  remember: bool = False, settings: Settings | None = None) -> None:
+    """The coordinator picks the child's setting: the deadline and the disclosed content follow it. ``remember``
+    sends the next child with the same typed name straight there."""
+    from dv.schooldays import load_term_dates
+
+    require(session, user, "manage_alerts")
+    settings = settings or get_settings()
+    conn = session.connection()
+    alert = conn.execute(_select().add_columns(NP.c.present, N.c.location, N.c.postcode, N.c.circumstances, N.c.risk)
+                         .where(E.c.id == alert_id, visible(user, "encompass_alert"))).mappings().first()
+    if alert is None:
+        raise refuse(session, user, "resolve_alert", "encompass_alert", alert_id)
+    school = conn.execute(select(S.c.urn, S.c.name, S.c.is_open).where(S.c.urn == urn)).first()
+    if school is None or not school.is_open:
+        raise ValueError("Choose an open school: a closed one is never chosen.")
+    if alert["status"] != AlertStatus.queued:
+        raise ValueError("This alert has already been sent; it cannot be moved to another setting.")
+    resolution = SchoolResolution.home_educated if urn == EHE_URN else SchoolResolution.resolved
+    due = load_term_dates().deadline(None if urn == EHE_URN else urn, alert["incident_at"]) \
+        if alert["incident_at"] else alert["due_at"]
+    child = dict(alert) | {"incident_at": alert["incident_at"]}
+    disclosed = _disclosed(child, school.name, settings)
+    if not checked_update(session, update(E).where(E.c.id == alert_id, E.c.version == expected_version,
+                                                    E.c.status == AlertStatus.queued.value)
+                          .values(school_urn=urn, resolution=resolution, due_at=due, version=E.c.version + 1,
+                                  disclosed=json.dumps(disclosed, sort_keys=True))):
+        session.rollback()
+        raise Conflict(None)
+    audit.record(session, user, "change", "encompass_alert", alert_id,
+                 old={"school_urn": alert["school_urn"], "resolution": getattr(alert["resolution"], "value", None)},
+                 new={"school_urn": urn, "resolution": resolution.value, "due_at": due}, remembered=remember)
+    if remember and alert["school_typed"]:
+        from dv.schools import remember_resolution
+
+        remember_resolution(session, user, alert["school_typed"], urn)
+
+
+# ------------------------------------------------------------------------------------------------ sending
+
+
+def _notice_body(settings: Settings, count: int, first_due: dt.datetime | None) -> str:
+    due = f" The first is due to be read by {first_due:%H:%M on %A %d %B %Y}." if first_due else ""
+    return (f"There {'is a new Operation Encompass notification' if count == 1 else f'are {count} new Operation Encompass notifications'}"
+            f" waiting for your setting in DA Daily.{due}\n\n"
+            f"Please sign in to read and acknowledge {'it' if count == 1 else 'them'}: {settings.app_url}\n\n"
+            "This email deliberately contains no names or details.\n")
+
+
+def send_notices(session: Session, *, send: bool = True, now_utc: dt.datetime | None = None,
+                 actor: str = "encompass job", settings: Settings | None = None) -> list[dict]:
+    """Email each setting with queued alerts that they are waiting (one email per setting, no names, no details)
+    and mark the alerts notified; the key adult reads them in the portal. A setting with no key adult email, or
+    an email the server refused, is reported and its alerts stay queued (and visible to the coordinator)."""
+    from core.mail import send_mail
+    from dv.schools import key_adult_emails
+
+    settings = settings or get_settings()
+    now_utc = now_utc or utcnow()
+    conn = session.connection()
+    queued = conn.execute(select(E.c.id, E.c.school_urn, E.c.due_at)
+                          .where(E.c.status == AlertStatus.queued.value, E.c.school_urn.is_not(None),
+                                 E.c.resolution != SchoolResolution.to_resolve.value)
+                          .order_by(E.c.school_urn, E.c.due_at)).all()
+    by_school: dict[str, list] = defaultdict(list)
+    for r in queued:
+        by_school[r.school_urn].append(r)
+    report = []
+    for urn, alerts in by_school.items():
+        to = key_adult_emails(conn, urn)
+        entry = {"school_urn": urn, "alerts": len(alerts), "recipients": to, "sent": False, "error": None}
+        if not to:
+            entry["error"] = "no key adult email"
+        elif send:
+            try:
+                send_mail(to, NOTICE_SUBJECT, _notice_body(settings, len(alerts), alerts[0].due_at), settings)
+            except Exception as exc:  # one setting's failure never stops the others
+                entry["error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                ids = [a.id for a in alerts]
+                conn.execute(update(E).where(E.c.id.in_(ids), E.c.status == AlertStatus.queued.value)
+                             .values(status=AlertStatus.notified, notified_at_utc=now_utc,
+                                     version=E.c.version + 1))
+                entry["sent"] = True
+                audit.record(session, None, "notify", "encompass_alert", None, username=actor, school_urn_to=urn,
+                             alert_ids=ids, recipients=len(to))
+        report.append(entry)
+    return report
+
+
+def escalate(session: Session, *, send: bool = True, now: dt.datetime | None = None, actor: str = "encompass job",
+             settings: Settings | None = None) -> dict:
+    """Alerts not acknowledged ``alert_escalation_minutes`` after their deadline are flagged (once) for the
+    coordinators, who are emailed a count (no names) when SMTP is set up."""
+    from core.mail import MailNotConfigured, send_mail
+
+    settings = settings or get_settings()
+    now = now or london_now()
+    limit = now - dt.timedelta(minutes=settings.alert_escalation_minutes)
+    conn = session.connection()
+    ids = list(conn.execute(select(E.c.id).where(E.c.status != AlertStatus.acknowledged.value,
+                                                E.c.escalated_at_utc.is_(None), E.c.due_at < limit)).scalars())
+    result = {"escalated": len(ids), "emailed": [], "error": None}
+    if not ids:
+        return result
+    conn.execute(update(E).where(E.c.id.in_(ids)).values(escalated_at_utc=utcnow(), version=E.c.version + 1))
+    audit.record(session, None, "escalate", "encompass_alert", None, username=actor, alert_ids=ids)
+    U = User.__table__
+    to = [e for e in conn.execute(select(U.c.email).where(U.c.role == UserRole.coordinator.value,
+                                                          U.c.disabled.is_(False), U.c.email.is_not(None))).scalars()]
+    if send and to:
+        try:
+            send_mail(to, "DA Daily: Operation Encompass alerts not acknowledged",
+                      f"{len(ids)} Operation Encompass alert(s) have not been acknowledged "
+                      f"{settings.alert_escalation_minutes} minutes after their deadline.\n\nSee the Encompass page: "
+                      f"{settings.app_url}\n", settings)
+            result["emailed"] = to
+        except MailNotConfigured:
+            result["error"] = "SMTP is not set up"
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def job_list(session: Session, *, start: dt.date | None = None, end: dt.date | None = None,
+             actor: str = "cli") -> list[dict]:
+    """``python -m dv encompass list``: alerts whose incident is on ``start``..``end`` (inclusive), as
+    ``[{police_ref, child, child_dob, school_urn, school_name, due_at, status, notified_at, acknowledged_at}]``."""
+    stmt = _select().order_by(E.c.due_at, E.c.id)
+    if start:
+        stmt = stmt.where(E.c.incident_at >= dt.datetime.combine(start, dt.time()))
+    if end:
+        stmt = stmt.where(E.c.incident_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+    out = []
+    for r in _rows(session.connection(), stmt):
+        out.append({"police_ref": r["police_ref"],
+                    "child": ", ".join(x for x in (r["surname"], r["forename"]) if x) or None,
+                    "child_dob": r["dob"].isoformat() if r["dob"] else None, "school_urn": r["school_urn"],
+                    "school_name": r["school_name"], "due_at": r["due_at"].isoformat() if r["due_at"] else None,
+                    "status": r["status"],
+                    "notified_at": r["notified_at_utc"].isoformat() + "Z" if r["notified_at_utc"] else None,
+                    "acknowledged_at": r["acknowledged_at_utc"].isoformat() + "Z" if r["acknowledged_at_utc"]
+                    else None})
+    audit.record(session, None, "view", "encompass_alert", None, username=actor, listed=len(out))
+    return out
+
+
+__all__ = ["ALERT_FIELDS", "Conflict", "EHE_URN", "FIELD_LABELS", "acknowledge_alert", "age_on", "child_key",
+           "create_alert", "encompass_overview", "escalate", "generate_alerts", "job_list", "list_alerts",
+           "record_disclosure", "resolve_alert", "send_notices", "timeliness"]

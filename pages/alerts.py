@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.db import session_scope
 from core.scope import Refused
-from dv.encompass import acknowledge_alert, list_alerts, record_disclosure
+from dv.encompass import ALERT_FIELDS, FIELD_LABELS, acknowledge_alert, list_alerts, record_disclosure
 from pages.common import current_user, enter_page, mark_viewed, md_escape
 
 user = current_user()
@@ -19,12 +19,12 @@ if not alerts:
 for alert in alerts:
     with st.container(border=True):
         d = alert["disclosed"]
-        st.subheader(md_escape(d.get("child", "A pupil")))
-        for label, key in (("Date of birth", "child_dob"), ("Police reference", "police_ref"),
-                           ("Date and time", "incident_at"), ("Place", "place"), ("Child present", "present"),
-                           ("What happened", "circumstances"), ("Risk", "risk")):
-            if key in d:
-                st.caption(label)
+        st.subheader(md_escape(d.get("child") or "A pupil"))
+        if alert["due_at"]:
+            st.caption(f"To be read by {alert['due_at']:%H:%M on %A %d/%m/%Y}")
+        for key in ALERT_FIELDS[1:]:  # exactly the fields that were disclosed, as plain text
+            if d.get(key) is not None:
+                st.caption(FIELD_LABELS[key])
                 st.text(str(d[key]))
         if alert["status"].value == "acknowledged":
             st.success(f"Acknowledged {alert['acknowledged_at_utc']:%d/%m/%Y %H:%M} (UTC)")

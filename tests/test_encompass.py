@@ -1,0 +1,232 @@
+"""Operation Encompass alerts (dv/encompass.py): which children get one, the setting resolved from the typed name
+(or queued to resolve), deadlines, exactly what is disclosed, the email notice (a real SMTP server on loopback:
+no names), acknowledgement and scope, escalation, the coordinator's queue and figures, the CLI listing.
+Runs on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from core.auth import create_user
+from core.models import AuditEvent, UserRole
+from core.scope import Refused
+from dv import encompass as enc
+from dv.models import EncompassAlert, KeyAdult, Notification, School, SchoolAlias
+from tests.factories import unaudited
+from tests.test_agenda import at, load, rec, victim
+from tests.test_digest import smtp  # noqa: F401  (fixture: a real SMTP server on 127.0.0.1)
+
+PASSWORD = "correct-horse-staple-7"
+SAT = at("21/11/2026 22:00")  # Saturday night: due Monday 23/11 08:30 (default term dates)
+SCHOOLS = [  # urn, name, LA, status, open
+    ("100001", "St Mary's Church of England Primary School", "Northshire", "Open", True),
+    ("100002", "Sherwood Academy", "Northshire", "Open", True),
+    ("200002", "Sherwood Academy", "Southshire", "Open", True),
+    ("100003", "Kexley Primary School", "Northshire", "Closed", False),
+    ("100004", "Kexley Primary School", "Northshire", "Open", True),
+]
+
+
+def kid(forename: str, dob: dt.date | None, school: str | None, present: bool = True) -> dict:
+    return {"surname": "Okafor", "forename": forename, "dob": dob, "gender": "Female", "present": present,
+            "school": school}
+
+
+@pytest.fixture
+def hub(session, monkeypatch):
+    monkeypatch.setenv("DV_LOCAL_AUTHORITIES", "Northshire")
+    from dv.schools import normalise
+
+    with unaudited():
+        session.execute(insert(School), [
+            {"urn": u, "name": n, "name_key": normalise(n), "la_name": la, "status": st, "is_open": op,
+             "type_name": "Academy converter"} for u, n, la, st, op in SCHOOLS])
+        session.execute(insert(KeyAdult), [
+            {"school_urn": "100001", "name": "Dee Lead", "email": "dsl@stmarys.example", "active": True,
+             "version": 1},
+            {"school_urn": "100001", "name": "Dep Uty", "email": "deputy@stmarys.example", "active": True,
+             "version": 1},
+            {"school_urn": "EHE", "name": "EHE Officer", "email": "ehe@council.example", "active": True,
+             "version": 1}])
+        session.commit()
+    coord = create_user(session, None, username="casey", display_name="Casey", role=UserRole.coordinator,
+                        password=PASSWORD)
+    stmarys = create_user(session, coord, username="dsl.stmarys", display_name="Dee Lead", role=UserRole.school,
+                          school_urn="100001", password=PASSWORD)
+    sherwood = create_user(session, coord, username="dsl.sherwood", display_name="Sam", role=UserRole.school,
+                           school_urn="100002", password=PASSWORD)
+    session.commit()
+    return {"coord": coord, "stmarys": stmarys, "sherwood": sherwood}
+
+
+def imported(session, tmp_path, children: list[dict], n: int = 1, when: dt.datetime = SAT, **kw) -> int:
+    record = rec(n, when, crime=False, risk="medium", children=children, **kw)
+    record["circumstances"] = "Verbal argument overheard by neighbours; <b>children</b> upstairs."
+    load(session, tmp_path, [record], f"enc{n}")
+    nid = session.execute(select(Notification.id).where(Notification.police_ref == record["police_ref"])).scalar_one()
+    return nid
+
+
+def alerts(session) -> dict[str, dict]:
+    rows = session.execute(select(EncompassAlert)).scalars().all()
+    return {json.loads(a.disclosed).get("child", "").split(", ")[-1]: a for a in rows}
+
+
+def test_which_children_get_an_alert_and_where_it_goes(session, tmp_path, hub):
+    nid = imported(session, tmp_path, [
+        kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary"),  # 7: resolved
+        kid("Ben", dt.date(2023, 1, 1), "Little Acorns Nursery"),  # 3: nursery, off by default
+        kid("Cara", dt.date(2009, 6, 1), "Home educated", present=False),  # 17: the EHE officer
+        kid("Dan", dt.date(2014, 2, 2), "Kexley Primary"),  # a closed school and its academy: the open one
+        kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy"),  # misspelt: to resolve, with candidates
+        kid("Eve", dt.date(2008, 1, 1), "Sherwood Academy"),  # 18: not school age
+    ])
+    nid2 = imported(session, tmp_path, [
+        kid("Fay", dt.date(2022, 11, 21), None),  # 4 on the incident date (birthday), no school named
+        kid("Gus", None, "Sherwood Academy"),  # no date of birth, a school named: alerted
+    ], n=2, person=victim(2))
+    counts = enc.generate_alerts(session, [nid, nid2], actor="import")
+    session.commit()
+    assert counts == {"created": 6, "to_resolve": 2, "home_educated": 1, "relinked": 0, "not_school_age": 2}
+    got = alerts(session)
+    assert set(got) == {"Ava", "Cara", "Dan", "Fay", "Gus", "Hal"}
+    assert (got["Ava"].school_urn, got["Ava"].resolution.value) == ("100001", "resolved")
+    assert got["Ava"].due_at == at("23/11/2026 08:30")
+    assert (got["Cara"].school_urn, got["Cara"].resolution.value) == ("EHE", "home_educated")
+    assert (got["Dan"].school_urn, got["Dan"].resolution.value) == ("100004", "resolved")  # never the closed one
+    assert (got["Hal"].school_urn, got["Hal"].resolution.value) == (None, "to_resolve")
+    found = json.loads(got["Hal"].candidates)
+    assert found["why"] and [c["urn"] for c in found["candidates"]][0] == "100002"  # this authority's first
+    assert got["Fay"].resolution.value == "to_resolve" and got["Fay"].school_typed is None
+    assert got["Gus"].school_urn == "100002"  # Northshire's Sherwood Academy, not Southshire's
+    disclosed = json.loads(got["Ava"].disclosed)
+    assert disclosed == {
+        "child": "OKAFOR, Ava", "child_dob": "01/05/2019", "setting": "St Mary's Church of England Primary School",
+        "police_ref": "NP/26/900001", "incident_date": "21/11/2026", "incident_time": "22:00",
+        "place": disclosed["place"], "present": "yes", "risk": "medium",
+        "circumstances": "Verbal argument overheard by neighbours; <b>children</b> upstairs."}
+    assert json.loads(got["Cara"].disclosed)["present"] == "no"
+    # idempotent: again, nothing new
+    assert enc.generate_alerts(session, [nid])["created"] == 0
+    assert session.execute(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.entity == "encompass_alert", AuditEvent.username == "import")).scalar_one() == 1
+
+
+def test_nursery_setting_and_a_smaller_disclosure_are_settings(session, tmp_path, hub, monkeypatch):
+    monkeypatch.setenv("DV_ENCOMPASS_NURSERY", "1")
+    monkeypatch.setenv("DV_ENCOMPASS_FIELDS", "child,setting,police_ref")
+    nid = imported(session, tmp_path, [kid("Ben", dt.date(2023, 1, 1), "Little Acorns Nursery"),
+                                       kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+    enc.generate_alerts(session, [nid])
+    session.commit()
+    got = alerts(session)
+    assert set(got) == {"Ben", "Ava"}
+    assert json.loads(got["Ava"].disclosed) == {"child": "OKAFOR, Ava", "police_ref": "NP/26/900001",
+                                                "setting": "St Mary's Church of England Primary School"}
+
+
+def test_a_reimport_that_rewrites_the_children_raises_no_second_alert(session, tmp_path, hub):
+    children = [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")]
+    nid = imported(session, tmp_path, children)
+    enc.generate_alerts(session, [nid])
+    session.commit()
+    children.append(kid("Zed", dt.date(2016, 3, 3), "St Marys CofE Primary"))  # the police add a sibling
+    imported(session, tmp_path, children)
+    counts = enc.generate_alerts(session, [nid])
+    session.commit()
+    assert (counts["created"], counts["relinked"]) == (1, 1)
+    assert sorted(alerts(session)) == ["Ava", "Zed"]
+    assert session.execute(select(func.count()).select_from(EncompassAlert)
+                           .where(EncompassAlert.child_link_id.is_(None))).scalar_one() == 0
+
+
+def test_resolving_remembers_the_spelling(session, tmp_path, hub):
+    coord = hub["coord"]
+    nid = imported(session, tmp_path, [kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy")])
+    enc.generate_alerts(session, [nid])
+    session.commit()
+    hal = alerts(session)["Hal"]
+    with pytest.raises(ValueError, match="closed one is never chosen"):
+        enc.resolve_alert(session, coord, hal.id, urn="100003", expected_version=hal.version)
+    with pytest.raises(Refused):
+        enc.resolve_alert(session, hub["stmarys"], hal.id, urn="100002", expected_version=hal.version)
+    enc.resolve_alert(session, coord, hal.id, urn="100002", expected_version=hal.version, remember=True)
+    session.commit()
+    session.expire_all()
+    hal = alerts(session)["Hal"]
+    assert (hal.school_urn, hal.resolution.value, hal.due_at) == ("100002", "resolved", at("23/11/2026 08:30"))
+    assert json.loads(hal.disclosed)["setting"] == "Sherwood Academy"
+    with pytest.raises(enc.Conflict):
+        enc.resolve_alert(session, coord, hal.id, urn="100002", expected_version=hal.version - 1)
+    session.rollback()
+    assert session.execute(select(SchoolAlias.school_urn)).scalars().all() == ["100002"]
+    other = imported(session, tmp_path, [kid("Ola", dt.date(2015, 2, 2), "SHERWOD ACADMY")], n=2,
+                     person=victim(2))
+    enc.generate_alerts(session, [other])
+    session.commit()
+    assert alerts(session)["Ola"].school_urn == "100002"
+
+
+def test_notice_email_scope_acknowledgement_and_escalation(session, tmp_path, hub, smtp, monkeypatch):  # noqa: F811
+    server, port = smtp
+    monkeypatch.setenv("DV_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DV_SMTP_PORT", str(port))
+    nid = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary"),
+                                       kid("Gus", None, "Sherwood Academy")])
+    enc.generate_alerts(session, [nid])
+    session.commit()
+    report = {r["school_urn"]: r for r in enc.send_notices(session, now_utc=at("22/11/2026 07:00"))}
+    session.commit()
+    assert report["100001"]["sent"] and report["100001"]["recipients"] == ["dsl@stmarys.example",
+                                                                         "deputy@stmarys.example"]
+    assert (report["100002"]["sent"], report["100002"]["error"]) == (False, "no key adult email")
+    assert len(server.messages) == 1
+    assert sorted(server.messages[0]["rcpt_tos"]) == ["deputy@stmarys.example", "dsl@stmarys.example"]
+    message = server.messages[0]["msg"]
+    body = message.get_content()
+    assert message["Subject"] == enc.NOTICE_SUBJECT
+    for secret in ("OKAFOR", "Okafor", "Ava", "NP/26/900001", "Verbal", "St Mary"):
+        assert secret not in body and secret not in message["Subject"]
+    got = alerts(session)
+    assert got["Ava"].status.value == "notified" and got["Gus"].status.value == "queued"
+
+    # the school portal: St Mary's sees only its pupil; Sherwood cannot acknowledge it
+    mine = enc.list_alerts(session, hub["stmarys"])
+    assert [a["disclosed"]["child"] for a in mine] == ["OKAFOR, Ava"]
+    assert [a["disclosed"]["child"] for a in enc.list_alerts(session, hub["sherwood"])] == ["OKAFOR, Gus"]
+    with pytest.raises(Refused):
+        enc.acknowledge_alert(session, hub["sherwood"], got["Ava"].id)
+    enc.acknowledge_alert(session, hub["stmarys"], got["Ava"].id)
+    session.commit()
+
+    # an hour after Monday's 08:30 deadline Gus's alert is escalated once; Ava's (acknowledged) is not
+    assert enc.escalate(session, now=at("23/11/2026 09:29"))["escalated"] == 0
+    result = enc.escalate(session, now=at("23/11/2026 09:31"), send=False)
+    session.commit()
+    assert result["escalated"] == 1
+    assert enc.escalate(session, now=at("23/11/2026 12:00"))["escalated"] == 0
+    view = enc.encompass_overview(session, hub["coord"], now=at("23/11/2026 09:31"))
+    assert [a["forename"] for a in view["escalated"]] == ["Gus"]
+    assert [a["forename"] for a in view["overdue"]] == ["Gus"]
+    assert [a["forename"] for a in view["acknowledged"]] == ["Ava"]
+    figures = view["figures"]
+    assert (figures["alerts"], figures["notified"], figures["notified_on_time_pct"], figures["acknowledged_pct"]) == (
+        2, 1, 50.0, 50.0)
+    assert figures["median_hours_to_notification"] == 9.0  # 22:00 Saturday to 07:00 Sunday
+    with pytest.raises(Refused):
+        enc.encompass_overview(session, hub["stmarys"])
+
+
+def test_cli_listing(session, tmp_path, hub):
+    nid = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+    enc.generate_alerts(session, [nid])
+    session.commit()
+    rows = enc.job_list(session, start=dt.date(2026, 11, 21), end=dt.date(2026, 11, 21))
+    assert rows == [{"police_ref": "NP/26/900001", "child": "OKAFOR, Ava", "child_dob": "2019-05-01",
+                     "school_urn": "100001", "school_name": "St Mary's Church of England Primary School",
+                     "due_at": "2026-11-23T08:30:00", "status": "queued", "notified_at": None,
+                     "acknowledged_at": None}]
+    assert enc.job_list(session, start=dt.date(2026, 11, 22)) == []
