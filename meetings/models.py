@@ -29,7 +29,9 @@ class Action(SQLModel, table=True):
     """An action a named agency agreed to take on a notification's case."""
 
     __table_args__ = (Index("ix_action_agency_status_due", "agency_id", "status", "due_at"),
-                      Index("ix_action_status_due", "status", "due_at"))  # the agenda's overdue-actions review
+                      Index("ix_action_status_due", "status", "due_at"),  # the agenda's overdue-actions review
+                      Index("ix_action_agency_case", "agency_id", "case_id"),  # an agency's cases (scope)
+                      Index("ix_action_agency_completed", "agency_id", "completed_at_utc", "id"))  # completed first
 
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(
