@@ -246,6 +246,78 @@ def cmd_actions_digest(args) -> int:
     return 3 if args.send and any(not r["sent"] or r["error"] for r in results) else 0
 
 
+def cmd_schools_import(args) -> int:
+    from dv.reading import FileRejected
+    from dv.schools import import_gias
+
+    migrate()
+    try:
+        with session_scope() as session:
+            result = import_gias(session, None, Path(args.file), las=args.la or None, actor=_actor())
+    except FileRejected as exc:
+        return _fail(f"Nothing imported from {args.file}: {exc}")
+    text = (f"{result['file']} ({result['encoding']}): {result['rows_read']} rows read; {result['kept']} kept "
+            f"({result['closed_kept']} closed, kept only to explain a name), {result['created']} new, "
+            f"{result['updated']} updated, {result['unchanged']} unchanged; {result['skipped_other_la']} in other "
+            f"local authorities; {len(result['errors'])} problems.")
+    for e in result["errors"]:
+        text += f"\n  row {e['row']}, {e['column'] or '-'}: {e['message']}"
+    _print(args, result, text)
+    return 0
+
+
+def cmd_schools_resolve(args) -> int:
+    from dv.schools import SchoolResolver
+
+    migrate()
+    with session_scope() as session:
+        resolution = SchoolResolver(session, preferred_las=args.la or None).resolve(args.name)
+    payload = resolution.to_json()
+    if resolution.urn:
+        text = f"{resolution.urn} {resolution.name or ''} ({'certain' if resolution.certain else 'not certain'})"
+    else:
+        text = "To resolve"
+    text += f": {resolution.reason}"
+    for c in resolution.candidates:
+        text += f"\n  {c['urn']} {c['name']} | {c['la']} | {c['status']} | {c['why']}"
+    _print(args, payload, text)
+    return 0
+
+
+def cmd_schools_sample(args) -> int:
+    from dv.gias import write_gias_csv
+
+    if args.rows < 1:
+        return _fail("--rows must be at least 1.")
+    path = write_gias_csv(Path(args.file), rows=args.rows, seed=args.seed)
+    _print(args, {"file": str(path), "rows": args.rows}, f"Wrote {args.rows} synthetic establishments to {path}.")
+    return 0
+
+
+def _schools_parser(sub) -> None:
+    schools = sub.add_parser("schools", help="the schools directory (GIAS) and school name resolution").add_subparsers(
+        dest="schools_command", required=True)
+    p = schools.add_parser("import", help="import the GIAS establishments CSV (edubasealldata*.csv)")
+    p.set_defaults(func=cmd_schools_import)
+    p.add_argument("file")
+    p.add_argument("--la", action="append", metavar="NAME",
+                   help='a local authority to keep, as GIAS names it (repeatable; default DV_LOCAL_AUTHORITIES, '
+                        'none set = all)')
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = schools.add_parser("resolve", help="resolve a typed school name to a URN, and say why")
+    p.set_defaults(func=cmd_schools_resolve)
+    p.add_argument("name")
+    p.add_argument("--la", action="append", metavar="NAME",
+                   help="a preferred local authority (repeatable; default DV_LOCAL_AUTHORITIES)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = schools.add_parser("sample", help="write a synthetic GIAS-like CSV (never real data)")
+    p.set_defaults(func=cmd_schools_sample)
+    p.add_argument("file")
+    p.add_argument("--rows", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--send", action="store_true", help="email each agency its digest (DV_SMTP_HOST) and audit it")
     p.add_argument("--now", help="as at this ISO date-time, Europe/London wall-clock (default: now)")
+    _schools_parser(sub)
     return parser
 
 
