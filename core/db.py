@@ -22,7 +22,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer (the meeting keeps reading during imports)
     cur.execute("PRAGMA foreign_keys=ON")  # SQLite leaves them off unless asked, per connection
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint in WAL mode, and much faster than FULL
-    cur.execute("PRAGMA busy_timeout=10000")  # wait for a concurrent writer instead of failing at once
+    cur.execute("PRAGMA busy_timeout=30000")  # wait for a concurrent writer (an import) instead of failing at once
     cur.execute("PRAGMA cache_size=-65536")  # 64 MB page cache: bulk imports update several indexes at once
     cur.close()
 
@@ -41,8 +41,13 @@ def _engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; make BEGIN explicit so a transaction really is one.
+        # IMMEDIATE: a transaction takes the write lock when it starts (waiting up to the busy timeout for another
+        # writer). A deferred one that read first and then writes after a colleague's commit fails at once with
+        # SQLITE_BUSY_SNAPSHOT (the busy timeout does not apply) — a sign-in, a page view's audit row or a save
+        # refused for no reason under load (found by bench/meeting_load.py). The price: transactions queue one
+        # behind another; each interaction's is a few milliseconds, an import's a few seconds (busy timeout 30 s).
         event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
