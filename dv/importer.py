@@ -1,16 +1,30 @@
 """Importing a police extract: read, find the header, validate every row, split into streams, link people and
 write it all in one transaction (or, with ``dry_run``, write nothing and say what would happen).
 
-The flow is deliberately in stages so that nothing touches the database until every row has been judged:
+The flow, top to bottom:
 
-1. ``read_rows`` (dv.reading) – the file's cells, or FileRejected.
+1. ``open_sheet`` (dv.reading) – the checked file, or FileRejected. Its rows are walked, never all held as lists.
 2. ``locate_header`` – the header row and which column holds each mapped field; missing required columns reject
    the file.
-3. ``_group_rows`` – blank and "Total records" rows dropped silently, exact repeats counted as duplicates, one
-   police reference with two different contents rejected (both rows named).
-4. ``_parse_group`` – each notification's values parsed; a bad value rejects its row(s) with row, column, message.
-5. ``_apply`` – compare with what is stored, link people, and write creates, updates (with field-level history),
-   row errors, the batch and the audit row with Core bulk statements in the caller's transaction.
+3. ``_scan`` – a first walk over the rows, keeping one police reference per row: blank and "Total records" rows
+   dropped silently, a missing reference rejected. References found on more than one row are then sorted out
+   (``_group_repeated``): exact repeats counted as duplicates, one police reference with two different contents
+   rejected (both rows named), the rows of one notification grouped (children "rows" layout).
+4. ``_stored`` – what the database holds for those references: rows byte-for-byte what was last imported are
+   counted unchanged without being parsed.
+5. A second walk (``_groups``), in chunks of ``CHUNK_NOTIFICATIONS`` notifications: ``_Import.prepare`` parses
+   each notification (a bad value rejects its row(s) with row, column, message) and compares it with what is
+   stored; ``_Import.finish`` links people and hands creates, updates (with field-level history) to the writer.
+6. Row errors, the batch's counts and the audit row.
+
+Nothing is written before the first walk has judged every reference, and everything goes into the caller's
+transaction, so a failure anywhere leaves nothing behind. Memory stays flat with the file's size: only a reference
+per row and one chunk of notifications are held besides the reader's own cells.
+
+The writes run on one worker thread (``_DbWorker``) while the main thread parses the next chunk: SQLite and the
+PostgreSQL driver release the GIL while they work, so the two overlap on a second core. The main thread never
+uses the connection while the worker lives; it asks the worker instead, and the worker runs everything in the
+order it was asked.
 """
 from __future__ import annotations
 
@@ -18,10 +32,16 @@ import datetime as dt
 import gc
 import hashlib
 import json
-from collections.abc import Callable
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -32,11 +52,12 @@ from core.db import bulk_insert, reserve_ids
 from core.models import User
 from core.scope import require
 from core.timeutil import london_now, utcnow
-from dv.models import FieldChange, ImportBatch, Notification, NotificationPerson, PersonRole, RowError, Stream
-from dv.parsing import (parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text)
-from dv.people import PersonResolver, describe_people
+from dv.models import (FieldChange, ImportBatch, Notification, NotificationPerson, Person, PersonRole, RowError,
+                       Stream)
+from dv.parsing import parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text
+from dv.people import PersonLinker, describe_people, lookup_people, previous_links
 from dv.profiles import Profile, norm_header
-from dv.reading import FileRejected, read_rows
+from dv.reading import FileRejected, Sheet, open_file, read_rows
 from dv.streams import decide_stream
 
 Progress = Callable[[float, str], None]
@@ -49,8 +70,18 @@ NOTIFICATION_FIELDS = (
 )
 DERIVED_FIELDS = ("stream", "stream_reason")
 PERSON_GROUPS = {"victim": PersonRole.victim, "perpetrator": PersonRole.perpetrator, "children": PersonRole.child}
+ROLES = {group: role.value for group, role in PERSON_GROUPS.items()}
+CRIME, NON_CRIME = Stream.crime.value, Stream.non_crime.value
 CHUNK = 500  # bound parameters per IN (...) query, well inside SQLite's limit
+CHUNK_NOTIFICATIONS = 1000  # notifications parsed, linked and written at a time
 N_TABLE = Notification.__table__
+NOTIFICATION_COLUMNS = ("id", "force", "police_ref", *NOTIFICATION_FIELDS, "stream", "stream_reason", "victim_id",
+                        "people_signature", "source_hash", "first_batch_id", "last_batch_id", "created_at_utc",
+                        "updated_at_utc", "version")
+PERSON_COLUMNS = ("id", "force", "police_person_id", "surname", "forename", "dob", "gender", "match_key",
+                  "created_at_utc")
+LINK_COLUMNS = ("notification_id", "person_id", "role", "position", "surname", "forename", "dob", "gender",
+                "address", "school_name", "present")
 
 
 @dataclass
@@ -109,15 +140,18 @@ class Layout:
 
 # ---------------------------------------------------------------------------------------------- header
 
+HEADER_SEARCH_ROWS = 200
+
 
 def locate_header(rows: list[list], profile: Profile) -> Layout:
+    """``rows``: the file's first rows (at least the first 200, or up to the profile's header row)."""
     ref_header = norm_header(profile.columns["police_ref"])
     if profile.header_row:
         idx = profile.header_row - 1
         if idx >= len(rows):
             raise FileRejected(f"The profile says the header is on row {profile.header_row}, but the file has {len(rows)} rows.")
     else:
-        idx = next((i for i, r in enumerate(rows[:200]) if ref_header in {norm_header(c) for c in r}), None)
+        idx = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if ref_header in {norm_header(c) for c in r}), None)
         if idx is None:
             raise FileRejected(
                 f"No header row found: no row in the first 200 holds the police reference column "
@@ -183,51 +217,117 @@ class Group:
     hash: str = ""
 
     def source_hash(self, profile: Profile) -> str:
-        h = hashlib.sha1(profile.fingerprint.encode())
-        for row in self.cells:
-            h.update("\x1f".join("" if c is None else str(c) for c in row).encode("utf-8", "surrogatepass"))
-            h.update(b"\x1e")
-        return h.hexdigest()
+        return _source_hash(self.cells, profile.fingerprint.encode())
 
 
-def _group_rows(rows: list[list], layout: Layout, profile: Profile, result: ImportResult) -> list[Group]:
+def _source_hash(cells: list[list], fingerprint: bytes) -> str:
+    """sha1 of the profile and the source row(s) as text: equal when a row is byte-for-byte what was imported."""
+    h = hashlib.sha1(fingerprint)
+    for row in cells:
+        h.update("\x1f".join([c if c.__class__ is str else "" if c is None else str(c) for c in row])
+                 .encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+@dataclass
+class _Scan:
+    first: dict[str, int]  # police reference -> the first row it is on
+    repeated: set[str]  # references on more than one row (sorted out by _group_repeated)
+    by_row: dict[int, Group]  # rows of those references that are read: row -> its accepted group
+    accepted: list[str]  # references with something to import, in file order
+
+
+def _reference(row: list, ref_col: int) -> tuple[object, str | None]:
+    ref_cell = row[ref_col] if ref_col < len(row) else None
+    return ref_cell, (ref_cell.strip() or None) if ref_cell.__class__ is str else text(ref_cell)
+
+
+def _data_rows(sheet: Sheet, layout: Layout) -> Iterator[tuple[int, list]]:
+    """(spreadsheet row number, row) for every row below the header."""
+    start = layout.header_index + 1
+    return enumerate(islice(sheet.iter_rows(), start, None), start + 1)
+
+
+def _scan(sheet: Sheet, layout: Layout, profile: Profile, result: ImportResult) -> _Scan:
+    """First walk: which rows hold notifications, keeping only each row's police reference."""
+    ref_col = layout.fields["police_ref"]
+    ref_header = layout.headers["police_ref"]
+    first: dict[str, int] = {}
+    repeated: set[str] = set()
+    rejected_rows: set[int] = set()
+    rows_read = 0
+    for excel_row, row in _data_rows(sheet, layout):
+        ref_cell = row[ref_col] if ref_col < len(row) else None
+        ref = (ref_cell.strip() or None) if ref_cell.__class__ is str else text(ref_cell)
+        if ref is None or ref.casefold().startswith("total"):  # the uncommon rows, judged as they always were
+            if _is_blank(row) or _is_total(row, ref_cell):
+                continue
+            if ref is None:
+                rows_read += 1
+                result.errors.append(RowIssue(excel_row, ref_header, "Police reference is missing."))
+                rejected_rows.add(excel_row)
+                continue
+        rows_read += 1
+        if first.setdefault(ref, excel_row) != excel_row:
+            repeated.add(ref)
+    result.rows_read += rows_read
+    by_row: dict[int, Group] = {}
+    rejected_refs: set[str] = set()
+    if repeated:
+        for group in _group_repeated(sheet, layout, profile, result, repeated, rejected_rows):
+            if group.rejected:
+                rejected_refs.add(group.police_ref)
+            else:
+                by_row.update(dict.fromkeys(group.rows, group))
+    result.rejected = len(rejected_rows)
+    accepted = [ref for ref in first if ref not in rejected_refs] if rejected_refs else list(first)
+    return _Scan(first, repeated, by_row, accepted)
+
+
+def _row_digest(cells: Iterable) -> bytes:
+    """Stands for a row's exact content (type and value of every cell) in the duplicate check, so only a digest,
+    never the row, is kept per row. Numbers are compared by value as Python compares them (1 == 1.0 == True)."""
+    norm = []
+    for c in cells:
+        if (c.__class__ is float and c.is_integer()) or c.__class__ is bool:
+            c = int(c)
+        norm.append(c)
+    return hashlib.blake2b(repr(tuple(norm)).encode("utf-8", "surrogatepass"), digest_size=20).digest()
+
+
+def _group_repeated(sheet: Sheet, layout: Layout, profile: Profile, result: ImportResult, repeated: set[str],
+                    rejected_rows: set[int]) -> list[Group]:
+    """The rows of references that appear more than once: an exact repeat is a duplicate; the rows of one
+    notification in the "rows" children layout are grouped; otherwise different content rejects every row of that
+    reference. Only the rows' numbers and digests are kept (the cells are read again in the second walk)."""
     ref_col = layout.fields["police_ref"]
     ref_header = layout.headers["police_ref"]
     rows_layout = profile.children is not None and profile.children.layout == "rows"
     child_cols = {i for cols in layout.children.values() for i in cols} if rows_layout else set()
     groups: dict[str, Group] = {}
-    seen_full: dict[tuple, int] = {}
-    notif_key: dict[str, tuple] = {}
-    rejected_rows: set[int] = set()
-    for offset, row in enumerate(rows[layout.header_index + 1 :]):
-        excel_row = layout.header_index + 2 + offset
-        if _is_blank(row):
-            continue
-        ref_cell = row[ref_col] if ref_col < len(row) else None
-        if _is_total(row, ref_cell):
-            continue
-        result.rows_read += 1
-        ref = text(ref_cell)
-        if ref is None:
-            result.errors.append(RowIssue(excel_row, ref_header, "Police reference is missing."))
-            rejected_rows.add(excel_row)
+    seen_full: set[bytes] = set()
+    notif_key: dict[str, bytes] = {}
+    for excel_row, row in _data_rows(sheet, layout):
+        ref_cell, ref = _reference(row, ref_col)
+        if ref not in repeated or (ref.casefold().startswith("total") and _is_total(row, ref_cell)):
             continue
         full = tuple(row)
         while full and full[-1] in ("", None):  # a file may pad some rows with empty cells
             full = full[:-1]
-        if full in seen_full:
+        digest = _row_digest(full)
+        if digest in seen_full:
             result.duplicates_in_file += 1
             continue
-        seen_full[full] = excel_row
-        nkey = tuple(text(v) for i, v in enumerate(full) if i not in child_cols) if rows_layout else full
+        seen_full.add(digest)
+        nkey = (_row_digest(text(v) for i, v in enumerate(full) if i not in child_cols) if rows_layout else digest)
         group = groups.get(ref)
         if group is None:
-            groups[ref] = Group(ref, [excel_row], [row])
+            groups[ref] = Group(ref, [excel_row], [])
             notif_key[ref] = nkey
             continue
         if rows_layout and nkey == notif_key[ref]:
             group.rows.append(excel_row)
-            group.cells.append(row)
             continue
         # The same police reference with different content: neither version can be trusted.
         others = ", ".join(str(r) for r in group.rows)
@@ -240,8 +340,32 @@ def _group_rows(rows: list[list], layout: Layout, profile: Profile, result: Impo
                 result.errors.append(RowIssue(r, ref_header, message, ref))
                 rejected_rows.add(r)
             group.rejected = True
-    result.rejected = len(rejected_rows)
-    return [g for g in groups.values() if not g.rejected]
+    return list(groups.values())
+
+
+def _groups(sheet: Sheet, layout: Layout, scan: _Scan) -> Iterator[Group]:
+    """Second walk: each accepted notification with its row(s), as soon as its last row has been read."""
+    ref_col = layout.fields["police_ref"]
+    first, repeated, by_row = scan.first, scan.repeated, scan.by_row
+    for excel_row, row in _data_rows(sheet, layout):
+        ref_cell = row[ref_col] if ref_col < len(row) else None
+        ref = (ref_cell.strip() or None) if ref_cell.__class__ is str else text(ref_cell)
+        at = first.get(ref)
+        if at is None:
+            continue
+        if repeated and ref in repeated:
+            group = by_row.get(excel_row)
+            if group is not None:
+                group.cells.append(row)
+                if len(group.cells) == len(group.rows):
+                    yield group
+        elif at == excel_row:
+            yield Group(ref, [excel_row], [row])
+
+
+def _batched(items: Iterator, size: int) -> Iterator[list]:
+    while batch := list(islice(items, size)):
+        yield batch
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -252,223 +376,275 @@ class _RowErrors(Exception):
         self.issues = issues
 
 
-def _parse_group(group: Group, layout: Layout, profile: Profile, now: dt.datetime) -> tuple[dict, list[RowIssue]]:
-    """One notification's values from its row(s). Raises _RowErrors naming every bad cell."""
-    row = group.cells[0]
-    excel_row = group.rows[0]
-    issues: list[RowIssue] = []
-    warnings: list[RowIssue] = []
-    f, h = layout.fields, layout.headers
-    today = now.date()
+TEXT_FIELDS = ("crime_ref", "classification", "offence", "ho_code", "location", "officer", "circumstances",
+               "relationship")
 
-    width = len(row)
-    values = {fld: row[i] for fld, i in f.items() if i < width}  # one pass over the row, then dict look-ups
-    cell = values.get
 
-    def bad(fld: str, message: str, r: int = excel_row):
-        issues.append(RowIssue(r, h.get(fld, fld), message, group.police_ref))
+class _Parser:
+    """One notification's values from its row(s). Built once per import: where each field sits, and the answers
+    for values that repeat on every row ("Y", "Standard"), are worked out once."""
 
-    rec: dict = {"police_ref": group.police_ref, "_row": excel_row}
-    for fld in ("crime_ref", "classification", "offence", "ho_code", "location", "officer", "circumstances",
-                "relationship"):
-        if fld in f:
-            rec[fld] = text(cell(fld))
-    if "postcode" in f:
-        pc = text(cell("postcode"))
-        rec["postcode"] = pc.upper() if pc else None
-    if "ho_code" in f and rec.get("ho_code"):
-        rec["ho_code"] = rec["ho_code"].upper()
+    def __init__(self, layout: Layout, profile: Profile, now: dt.datetime):
+        self.layout, self.profile, self.now, self.today = layout, profile, now, now.date()
+        f = self.f = layout.fields
+        self.h = layout.headers
+        columns = list(f.values()) + [i for cols in layout.children.values() for i in cols]
+        self.min_width = max(columns, default=-1) + 1  # shorter rows are padded with empty cells
+        self.text_fields = tuple((fld, f[fld]) for fld in TEXT_FIELDS if fld in f)
+        self.flags = tuple((flag, f[flag]) for flag in ("flag_pregnancy", "flag_strangulation", "flag_weapons")
+                           if flag in f)
+        self.people = []
+        for who in ("victim", "perpetrator"):
+            if f"{who}_name" not in f and f"{who}_surname" not in f:
+                continue
+            self.people.append((who, f.get(f"{who}_name"), f.get(f"{who}_surname"), f.get(f"{who}_forename"),
+                                f.get(f"{who}_dob"), f.get(f"{who}_gender"), f.get(f"{who}_person_id"),
+                                f.get(f"{who}_address")))
+        self.risk_choices = ", ".join(sorted(set(profile.risk_values)))
+        self._yes_no: dict[str, tuple[bool, object]] = {}
+        # wide children: per slot, its cells in one call and what an empty slot looks like
+        self.wide = []
+        if profile.children and profile.children.layout == "wide":
+            for slot in layout.child_slots:
+                parts = tuple(p for p, _, _ in slot)
+                idxs = [i for _, i, _ in slot]
+                get = (lambda row, i=idxs[0]: (row[i],)) if len(idxs) == 1 else itemgetter(*idxs)
+                self.wide.append((get, parts, ("",) * len(idxs), {p: h for p, _, h in slot}))
 
-    # incident: one column, or a date and a time
-    try:
-        if "incident_at" in f:
-            incident = parse_datetime(cell("incident_at"), profile.date_formats)
-            if incident is None:
-                bad("incident_at", "Incident date/time is missing.")
-        else:
-            day = parse_date(cell("incident_date"), profile.date_formats)
-            if day is None:
-                bad("incident_date", "Incident date is missing.")
-                incident = None
+    def yes_no(self, value: object) -> bool | None:
+        """``parse_yes_no`` with the profile's spellings, remembered per text."""
+        if value.__class__ is not str:
+            return parse_yes_no(value, self.profile.yes_values, self.profile.no_values)
+        known = self._yes_no.get(value)
+        if known is None:
+            try:
+                known = (True, parse_yes_no(value, self.profile.yes_values, self.profile.no_values))
+            except ValueError as exc:
+                known = (False, exc)
+            self._yes_no[value] = known
+        if known[0]:
+            return known[1]
+        raise ValueError(*known[1].args)
+
+    def parse(self, group: Group) -> tuple[dict, list[RowIssue]]:
+        """Raises _RowErrors naming every bad cell."""
+        row = group.cells[0]
+        if len(row) < self.min_width:
+            row = list(row) + [None] * (self.min_width - len(row))
+        excel_row = group.rows[0]
+        issues: list[RowIssue] = []
+        warnings: list[RowIssue] = []
+        f, h, profile, now, today = self.f, self.h, self.profile, self.now, self.today
+
+        def bad(fld: str, message: str, r: int = excel_row):
+            issues.append(RowIssue(r, h.get(fld, fld), message, group.police_ref))
+
+        rec: dict = {"police_ref": group.police_ref, "_row": excel_row}
+        for fld, i in self.text_fields:
+            v = row[i]
+            rec[fld] = (v.strip() or None) if v.__class__ is str else text(v)
+        if "postcode" in f:
+            pc = text(row[f["postcode"]])
+            rec["postcode"] = pc.upper() if pc else None
+        if "ho_code" in f and rec.get("ho_code"):
+            rec["ho_code"] = rec["ho_code"].upper()
+
+        # incident: one column, or a date and a time
+        try:
+            if "incident_at" in f:
+                incident = parse_datetime(row[f["incident_at"]], profile.date_formats)
+                if incident is None:
+                    bad("incident_at", "Incident date/time is missing.")
+            else:
+                day = parse_date(row[f["incident_date"]], profile.date_formats)
+                if day is None:
+                    bad("incident_date", "Incident date is missing.")
+                    incident = None
+                else:
+                    try:
+                        at = parse_time(row[f["incident_time"]], profile.time_formats) if "incident_time" in f else None
+                    except ValueError as exc:
+                        bad("incident_time", f"Incident time {exc}.")
+                        at = None
+                    if at is None and not issues:
+                        warnings.append(RowIssue(excel_row, h.get("incident_time", h["incident_date"]),
+                                                 "No incident time: 00:00 assumed.", group.police_ref, "warning"))
+                    incident = dt.datetime.combine(day, at or dt.time())
+            if incident is not None and incident > now:
+                fld = "incident_at" if "incident_at" in f else "incident_date"
+                bad(fld, f"Incident date/time {incident:%d/%m/%Y %H:%M} is in the future.")
+            rec["incident_at"] = incident
+        except ValueError as exc:
+            bad("incident_at" if "incident_at" in f else "incident_date", f"Incident date {exc}.")
+
+        if "reported_at" in f or "reported_date" in f:
+            try:
+                if "reported_at" in f:
+                    reported = parse_datetime(row[f["reported_at"]], profile.date_formats)
+                else:
+                    day = parse_date(row[f["reported_date"]], profile.date_formats)
+                    at = parse_time(row[f["reported_time"]], profile.time_formats) if "reported_time" in f else None
+                    reported = dt.datetime.combine(day, at or dt.time()) if day else None
+                if reported is not None and reported > now:
+                    bad("reported_at" if "reported_at" in f else "reported_date",
+                        f"Reported date/time {reported:%d/%m/%Y %H:%M} is in the future.")
+                rec["reported_at"] = reported
+            except ValueError as exc:
+                bad("reported_at" if "reported_at" in f else "reported_date", f"Reported date {exc}.")
+
+        if "risk" in f:
+            raw = text(row[f["risk"]])
+            if raw is None:
+                rec["risk"] = "not_assessed"
+            else:
+                mapped = profile.risk_values.get(norm_header(raw))
+                if mapped is None:
+                    bad("risk", f"Risk '{raw}' is not one of the profile's risk values ({self.risk_choices}).")
+                rec["risk"] = mapped
+        if "dash_score" in f:
+            raw = text(row[f["dash_score"]])
+            if raw is None:
+                rec["dash_score"] = None
             else:
                 try:
-                    at = parse_time(cell("incident_time"), profile.time_formats) if "incident_time" in f else None
-                except ValueError as exc:
-                    bad("incident_time", f"Incident time {exc}.")
-                    at = None
-                if at is None and not issues:
-                    warnings.append(RowIssue(excel_row, h.get("incident_time", h["incident_date"]),
-                                             "No incident time: 00:00 assumed.", group.police_ref, "warning"))
-                incident = dt.datetime.combine(day, at or dt.time())
-        if incident is not None and incident > now:
-            fld = "incident_at" if "incident_at" in f else "incident_date"
-            bad(fld, f"Incident date/time {incident:%d/%m/%Y %H:%M} is in the future.")
-        rec["incident_at"] = incident
-    except ValueError as exc:
-        bad("incident_at" if "incident_at" in f else "incident_date", f"Incident date {exc}.")
-
-    if "reported_at" in f or "reported_date" in f:
-        try:
-            if "reported_at" in f:
-                reported = parse_datetime(cell("reported_at"), profile.date_formats)
-            else:
-                day = parse_date(cell("reported_date"), profile.date_formats)
-                at = parse_time(cell("reported_time"), profile.time_formats) if "reported_time" in f else None
-                reported = dt.datetime.combine(day, at or dt.time()) if day else None
-            if reported is not None and reported > now:
-                bad("reported_at" if "reported_at" in f else "reported_date",
-                    f"Reported date/time {reported:%d/%m/%Y %H:%M} is in the future.")
-            rec["reported_at"] = reported
-        except ValueError as exc:
-            bad("reported_at" if "reported_at" in f else "reported_date", f"Reported date {exc}.")
-
-    if "risk" in f:
-        raw = text(cell("risk"))
-        if raw is None:
-            rec["risk"] = "not_assessed"
-        else:
-            mapped = profile.risk_values.get(norm_header(raw))
-            if mapped is None:
-                bad("risk", f"Risk '{raw}' is not one of the profile's risk values "
-                            f"({', '.join(sorted(set(profile.risk_values)))}).")
-            rec["risk"] = mapped
-    if "dash_score" in f:
-        raw = text(cell("dash_score"))
-        if raw is None:
-            rec["dash_score"] = None
-        else:
+                    score = float(raw)
+                    if not score.is_integer() or not 0 <= score <= 27:
+                        raise ValueError
+                    rec["dash_score"] = int(score)
+                except ValueError:
+                    bad("dash_score", f"DASH score '{raw}' is not a whole number from 0 to 27.")
+        for flag, i in self.flags:
             try:
-                score = float(raw)
-                if not score.is_integer() or not 0 <= score <= 27:
-                    raise ValueError
-                rec["dash_score"] = int(score)
-            except ValueError:
-                bad("dash_score", f"DASH score '{raw}' is not a whole number from 0 to 27.")
-    for flag in ("flag_pregnancy", "flag_strangulation", "flag_weapons"):
-        if flag in f:
-            try:
-                rec[flag] = parse_yes_no(cell(flag), profile.yes_values, profile.no_values)
+                rec[flag] = self.yes_no(row[i])
             except ValueError as exc:
                 bad(flag, f"{exc.args[0]}.")
-    if "flags" in f:
-        raw = text(cell("flags")) or ""
-        found, other = set(), []
-        for word in (w.strip() for w in raw.replace(",", ";").split(";")):
-            if not word:
-                continue
-            kind = profile.flag_values.get(norm_header(word))
-            if kind:
-                found.add(kind)
+        if "flags" in f:
+            raw = text(row[f["flags"]]) or ""
+            found, other = set(), []
+            for word in (w.strip() for w in raw.replace(",", ";").split(";")):
+                if not word:
+                    continue
+                kind = profile.flag_values.get(norm_header(word))
+                if kind:
+                    found.add(kind)
+                else:
+                    other.append(word)
+            for kind in ("pregnancy", "strangulation", "weapons"):
+                if f"flag_{kind}" not in f:
+                    rec[f"flag_{kind}"] = kind in found
+            rec["flags_other"] = "; ".join(other) or None
+
+        # people
+        people: dict[str, list[dict]] = {}
+        for who, name_i, surname_i, forename_i, dob_i, gender_i, pid_i, address_i in self.people:
+            if name_i is not None:
+                surname, forename = split_name(row[name_i])
             else:
-                other.append(word)
-        for kind in ("pregnancy", "strangulation", "weapons"):
-            if f"flag_{kind}" not in f:
-                rec[f"flag_{kind}"] = kind in found
-        rec["flags_other"] = "; ".join(other) or None
+                surname = text(row[surname_i])
+                forename = None if forename_i is None else text(row[forename_i])
+            dob = None
+            if dob_i is not None:
+                try:
+                    dob = parse_date(row[dob_i], profile.date_formats)
+                    if dob and dob > today:
+                        bad(f"{who}_dob", f"{who.capitalize()}'s date of birth {dob:%d/%m/%Y} is in the future.")
+                except ValueError as exc:
+                    bad(f"{who}_dob", f"{who.capitalize()}'s date of birth {exc}.")
+            pid = None if pid_i is None else text(row[pid_i])
+            if surname is None and forename is None and pid is None:
+                people[who] = []
+                if who == "victim":
+                    warnings.append(RowIssue(excel_row, h.get("victim_name", h.get("victim_surname")),
+                                             "No victim name.", group.police_ref, "warning"))
+            else:
+                gender = None if gender_i is None else text(row[gender_i])
+                address = None if address_i is None else text(row[address_i])
+                people[who] = [{
+                    "surname": surname, "forename": forename, "dob": dob, "gender": gender, "person_id": pid,
+                    "address": address,
+                    "_sig": [surname, forename, dob.isoformat() if dob else None, gender, pid, address, None, None],
+                }]
+        if profile.children and self.layout.children:
+            people["children"] = self._children(group, row, issues)
+        rec["people"] = people
 
-    # people
-    people: dict[str, list[dict]] = {}
-    for who in ("victim", "perpetrator"):
-        if f"{who}_name" not in f and f"{who}_surname" not in f:
-            continue
-        if f"{who}_name" in f:
-            surname, forename = split_name(cell(f"{who}_name"))
-        else:
-            surname, forename = text(cell(f"{who}_surname")), text(cell(f"{who}_forename"))
-        dob = None
-        if f"{who}_dob" in f:
+        # stream
+        cls_raw = rec.get("classification")
+        cls_as = profile.classification_values.get(norm_header(cls_raw)) if cls_raw else None
+        stream, reason, warning = decide_stream(rec.get("crime_ref"), rec.get("ho_code"), cls_raw, cls_as)
+        rec["stream"], rec["stream_reason"] = stream.value, reason
+        if warning:
+            warnings.append(RowIssue(excel_row, h.get("classification"), warning, group.police_ref, "warning"))
+        if issues:
+            raise _RowErrors(issues)
+        return rec, warnings
+
+    def _children(self, group: Group, row: list, issues: list[RowIssue]) -> list[dict]:
+        spec, layout, profile, today = self.profile.children, self.layout, self.profile, self.today
+        slots: list[tuple[int, dict[str, object], dict[str, str]]] = []  # (excel row, part -> raw, part -> header)
+        if spec.layout == "wide":
+            for get, parts, empty, hdr in self.wide:
+                values = get(row)
+                if values == empty or all(v == "" or v is None for v in values):  # most slots are empty
+                    continue
+                slots.append((group.rows[0], dict(zip(parts, values)), hdr))
+        elif spec.layout == "rows":
+            hdr = {p: h for p, _, h in layout.child_slots[0]}
+            for excel_row, cells in zip(group.rows, group.cells):
+                slots.append((excel_row, {p: (cells[i] if i < len(cells) else None) for p, i, _ in layout.child_slots[0]},
+                              hdr))
+        else:  # list
+            hdr = {p: h for p, _, h in layout.child_slots[0]}
+            split = {p: [v.strip() for v in (text(row[i]) or "").split(spec.separator)]
+                     for p, i, _ in layout.child_slots[0]}
+            count = max((len(v) for v in split.values()), default=0)
+            for n in range(count):
+                slots.append((group.rows[0], {p: (v[n] if n < len(v) else None) for p, v in split.items()}, hdr))
+        children = []
+        for excel_row, raw, hdr in slots:
+            if all(text(v) is None for v in raw.values()):
+                continue
+            if "name" in raw:
+                surname, forename = split_name(raw.get("name"))
+            else:
+                surname, forename = text(raw.get("surname")), text(raw.get("forename"))
+            dob = None
             try:
-                dob = parse_date(cell(f"{who}_dob"), profile.date_formats)
+                dob = parse_date(raw.get("dob"), profile.date_formats)
                 if dob and dob > today:
-                    bad(f"{who}_dob", f"{who.capitalize()}'s date of birth {dob:%d/%m/%Y} is in the future.")
+                    issues.append(RowIssue(excel_row, hdr.get("dob"),
+                                           f"Child's date of birth {dob:%d/%m/%Y} is in the future.", group.police_ref))
             except ValueError as exc:
-                bad(f"{who}_dob", f"{who.capitalize()}'s date of birth {exc}.")
-        person = {
-            "surname": surname, "forename": forename, "dob": dob,
-            "gender": text(cell(f"{who}_gender")), "person_id": text(cell(f"{who}_person_id")),
-            "address": text(cell(f"{who}_address")),
-        }
-        if surname is None and forename is None and person["person_id"] is None:
-            people[who] = []
-            if who == "victim":
-                warnings.append(RowIssue(excel_row, h.get("victim_name", h.get("victim_surname")),
-                                         "No victim name.", group.police_ref, "warning"))
-        else:
-            people[who] = [person]
-    if profile.children and layout.children:
-        people["children"] = _parse_children(group, layout, profile, today, issues)
-    rec["people"] = people
-
-    # stream
-    cls_raw = rec.get("classification")
-    cls_as = profile.classification_values.get(norm_header(cls_raw)) if cls_raw else None
-    stream, reason, warning = decide_stream(rec.get("crime_ref"), rec.get("ho_code"), cls_raw, cls_as)
-    rec["stream"], rec["stream_reason"] = stream.value, reason
-    if warning:
-        warnings.append(RowIssue(excel_row, h.get("classification"), warning, group.police_ref, "warning"))
-    if issues:
-        raise _RowErrors(issues)
-    return rec, warnings
-
-
-def _parse_children(group: Group, layout: Layout, profile: Profile, today: dt.date,
-                    issues: list[RowIssue]) -> list[dict]:
-    spec = profile.children
-    slots: list[tuple[int, dict[str, object], dict[str, str]]] = []  # (excel row, part -> raw, part -> header)
-    if spec.layout == "wide":
-        row = group.cells[0]
-        width = len(row)
-        for slot in layout.child_slots:
-            raw = {p: row[i] for p, i, _ in slot if i < width}
-            if any(v is not None and v != "" for v in raw.values()):
-                slots.append((group.rows[0], raw, {p: h for p, _, h in slot}))
-    elif spec.layout == "rows":
-        hdr = {p: h for p, _, h in layout.child_slots[0]}
-        for excel_row, row in zip(group.rows, group.cells):
-            slots.append((excel_row, {p: (row[i] if i < len(row) else None) for p, i, _ in layout.child_slots[0]}, hdr))
-    else:  # list
-        row = group.cells[0]
-        hdr = {p: h for p, _, h in layout.child_slots[0]}
-        split = {p: [v.strip() for v in (text(row[i] if i < len(row) else None) or "").split(spec.separator)]
-                 for p, i, _ in layout.child_slots[0]}
-        count = max((len(v) for v in split.values()), default=0)
-        for n in range(count):
-            slots.append((group.rows[0], {p: (v[n] if n < len(v) else None) for p, v in split.items()}, hdr))
-    children = []
-    for excel_row, raw, hdr in slots:
-        if all(text(v) is None for v in raw.values()):
-            continue
-        if "name" in raw:
-            surname, forename = split_name(raw.get("name"))
-        else:
-            surname, forename = text(raw.get("surname")), text(raw.get("forename"))
-        dob = None
-        try:
-            dob = parse_date(raw.get("dob"), profile.date_formats)
-            if dob and dob > today:
-                issues.append(RowIssue(excel_row, hdr.get("dob"), f"Child's date of birth {dob:%d/%m/%Y} is in the future.",
+                issues.append(RowIssue(excel_row, hdr.get("dob"), f"Child's date of birth {exc}.", group.police_ref))
+            present = None
+            try:
+                present = self.yes_no(raw.get("present"))
+            except ValueError as exc:
+                issues.append(RowIssue(excel_row, hdr.get("present"), f"Child present: {exc.args[0]}.",
                                        group.police_ref))
-        except ValueError as exc:
-            issues.append(RowIssue(excel_row, hdr.get("dob"), f"Child's date of birth {exc}.", group.police_ref))
-        present = None
-        try:
-            present = parse_yes_no(raw.get("present"), profile.yes_values, profile.no_values)
-        except ValueError as exc:
-            issues.append(RowIssue(excel_row, hdr.get("present"), f"Child present: {exc.args[0]}.", group.police_ref))
-        children.append({"surname": surname, "forename": forename, "dob": dob, "gender": text(raw.get("gender")),
-                         "person_id": None, "address": None, "school": text(raw.get("school")), "present": present})
-    return children
+            gender, school = text(raw.get("gender")), text(raw.get("school"))
+            children.append({"surname": surname, "forename": forename, "dob": dob, "gender": gender,
+                             "person_id": None, "address": None, "school": school, "present": present,
+                             "_sig": [surname, forename, dob.isoformat() if dob else None, gender, None, None, school,
+                                      present]})
+        return children
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 
 def _signature(people: dict[str, list[dict]]) -> dict[str, list[list]]:
+    """The people as stored in ``people_signature`` (the parser makes each person's entry once, as ``_sig``)."""
     return {
-        group: [[p.get("surname"), p.get("forename"), p["dob"].isoformat() if p.get("dob") else None, p.get("gender"),
+        group: [p["_sig"] if "_sig" in p else
+                [p.get("surname"), p.get("forename"), p["dob"].isoformat() if p.get("dob") else None, p.get("gender"),
                  p.get("person_id"), p.get("address"), p.get("school"), p.get("present")] for p in plist]
         for group, plist in people.items()
     }
+
+
+# json.dumps(value, sort_keys=True), without building an encoder for every notification
+_to_json = json.JSONEncoder(sort_keys=True, check_circular=False).encode
 
 
 def _display(value: object) -> str | None:
@@ -485,12 +661,24 @@ def _display(value: object) -> str | None:
     return str(value)
 
 
-def _load_existing(session: Session, force: str, refs: list[str]) -> dict[str, dict]:
+def _stored(conn, force: str, refs: list[str]) -> dict[str, tuple[str | None, Stream, int]]:
+    """police reference -> (source hash, stream, children) of the notifications already stored."""
+    out: dict[str, tuple[str | None, Stream, int]] = {}
+    if not refs or conn.execute(select(N_TABLE.c.id).where(N_TABLE.c.force == force).limit(1)).first() is None:
+        return out  # nothing stored for this force yet (a first import): no need to look each reference up
+    for i in range(0, len(refs), CHUNK):
+        stmt = select(N_TABLE.c.police_ref, N_TABLE.c.source_hash, N_TABLE.c.stream, N_TABLE.c.people_signature).where(
+            N_TABLE.c.force == force, N_TABLE.c.police_ref.in_(refs[i : i + CHUNK]))
+        for r in conn.execute(stmt):
+            out[r.police_ref] = (r.source_hash, r.stream, len(json.loads(r.people_signature or "{}").get("children", [])))
+    return out
+
+
+def _load_existing(conn, force: str, refs: list[str]) -> dict[str, dict]:
     table = Notification.__table__
     cols = [table.c.id, table.c.police_ref, table.c.victim_id, table.c.people_signature, table.c.version]
     cols += [table.c[name] for name in NOTIFICATION_FIELDS + DERIVED_FIELDS]
     out: dict[str, dict] = {}
-    conn = session.connection()
     for i in range(0, len(refs), CHUNK):
         stmt = select(*cols).where(table.c.force == force, table.c.police_ref.in_(refs[i : i + CHUNK]))
         for row in conn.execute(stmt).mappings():
@@ -498,100 +686,290 @@ def _load_existing(session: Session, force: str, refs: list[str]) -> dict[str, d
     return out
 
 
-def _apply(session: Session, records: list[dict], profile: Profile, layout: Layout, result: ImportResult,
-           user: User | None, file_name: str, sha256: str, actor: str | None, dry_run: bool,
-           progress: Progress | None) -> None:
-    conn = session.connection()
-    carried = [fld for fld in NOTIFICATION_FIELDS if fld in layout.fields]
-    if "flags" in layout.fields:
-        carried += [f for f in ("flag_pregnancy", "flag_strangulation", "flag_weapons", "flags_other") if f not in carried]
-    if "incident_date" in layout.fields:
-        carried.append("incident_at")
-    if "reported_date" in layout.fields:
-        carried.append("reported_at")
-    existing = _load_existing(session, profile.force, [r["police_ref"] for r in records])
+def _links(notification_id: int, people: dict[str, list[dict]]) -> list[tuple]:
+    """notification_person rows (LINK_COLUMNS) for one notification's people."""
+    out = []
+    for group, plist in people.items():
+        role = ROLES[group]
+        for pos, p in enumerate(plist):
+            out.append((notification_id, p["_person_id"], role, pos, p.get("surname"), p.get("forename"),
+                        p.get("dob"), p.get("gender"), p.get("address"), p.get("school"), p.get("present")))
+    return out
 
-    creates: list[dict] = []
-    updates: list[tuple[dict, dict, dict, dict]] = []  # (record, old row, changed fields, changed people groups)
-    for rec in records:
-        old = existing.get(rec["police_ref"])
-        if old is None:
-            creates.append(rec)
-            continue
-        changes = {}
-        for fld in carried + list(DERIVED_FIELDS):
-            new_v, old_v = rec.get(fld), old[fld]
-            if new_v != old_v:
-                changes[fld] = (old_v, new_v)
-        old_people = json.loads(old["people_signature"] or "{}")
-        new_sig = _signature(rec["people"])
-        people_changes = {g: (old_people.get(g, []), sig) for g, sig in new_sig.items() if old_people.get(g, []) != sig}
-        if changes or people_changes:
-            updates.append((rec, old, changes, people_changes))
+
+@dataclass
+class _Updates:
+    """What one chunk changes on notifications that were already stored."""
+
+    params: list[dict]  # one version-checked UPDATE per notification
+    keys: list[str]
+    replaced: set[tuple[int, str]]  # (notification id, role) whose people links are replaced
+    links: list[tuple]
+    history: list[dict]
+
+
+def _write_updates(conn, updates: _Updates) -> None:
+    """One chunk's changes to stored notifications, on the worker thread (after its new people are written)."""
+    stmt = (update(N_TABLE)
+            .where(N_TABLE.c.id == bindparam("_id"), N_TABLE.c.version == bindparam("_version"))
+            .values({k: bindparam(f"v_{k}") for k in updates.keys}))
+    res = conn.execute(stmt, updates.params)
+    if res.rowcount is not None and res.rowcount >= 0 and res.rowcount != len(updates.params):
+        raise RuntimeError("Notifications changed while this file was being imported; import again.")
+    nptable = NotificationPerson.__table__
+    for nid, role in updates.replaced:
+        conn.execute(delete(nptable).where(nptable.c.notification_id == nid, nptable.c.role == role))
+    bulk_insert(conn, nptable, updates.links, columns=LINK_COLUMNS)
+    if updates.history:
+        conn.execute(insert(FieldChange.__table__), updates.history)
+
+
+class _DbWorker:
+    """One thread that runs the import's database calls, in the order they were asked for, on the caller's
+    connection, so the main thread can parse the next chunk meanwhile. After a failure nothing more runs, and the
+    failure is raised in the main thread at its next ``result`` or at ``close``."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dv-import-db")
+        self._failed: BaseException | None = None
+
+    def submit(self, fn: Callable, *args) -> Future:
+        return self._pool.submit(self._run, fn, args)
+
+    def call(self, fn: Callable, *args):
+        return self.result(self.submit(fn, *args))
+
+    def result(self, future: Future):
+        try:
+            return future.result()
+        except _Skipped:
+            raise self._failed from None
+
+    def _run(self, fn: Callable, args: tuple):
+        if self._failed is not None:
+            raise _Skipped
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    def close(self, abandon: bool = False) -> None:
+        """Wait until the worker is idle (dropping what is still queued when ``abandon``); then raise its
+        failure, if any, unless the caller is already raising one."""
+        self._pool.shutdown(wait=True, cancel_futures=abandon)
+        if self._failed is not None and not abandon:
+            raise self._failed
+
+
+class _Skipped(Exception):
+    """A call queued after an earlier one failed."""
+
+
+class _Ids:
+    """Fresh primary keys for one table, for rows the worker writes later. SQLite: max(id) + 1 once, then counted
+    on (the import's transaction holds SQLite's only write lock, so nobody else inserts meanwhile). PostgreSQL: the
+    table's sequence, a block at a time (safe under concurrent imports)."""
+
+    BLOCK = 5000
+
+    def __init__(self, worker: _DbWorker, conn, table):
+        self.worker, self.conn, self.table = worker, conn, table
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.next: int | None = None
+        self.pool: list[int] = []
+
+    def take(self, n: int) -> list[int] | range:
+        if n <= 0:
+            return []
+        if self.sqlite:
+            if self.next is None:
+                self.next = self.worker.call(reserve_ids, self.conn, self.table, 1)[0]
+            out = range(self.next, self.next + n)
+            self.next += n
+            return out
+        while len(self.pool) < n:
+            self.pool.extend(self.worker.call(reserve_ids, self.conn, self.table, max(self.BLOCK, n - len(self.pool))))
+        out, self.pool = self.pool[:n], self.pool[n:]
+        return out
+
+
+@dataclass
+class _Prepared:
+    creates: list[dict]
+    updates: list[tuple[dict, dict, dict, dict]]  # (record, old row, changed fields, changed people groups)
+    wanted: list[tuple[dict, list]]  # (person, who this notification's role was linked to before)
+    lookup: Future | None  # the people look-up, queued on the worker
+    visible_upto: int  # the people this import created that the look-up sees: those with ids below this
+
+
+class _Import:
+    """The second walk, a chunk at a time: ``prepare`` parses and compares (main thread, while the worker writes
+    the previous chunk); ``finish`` links the chunk's people and queues its writes."""
+
+    def __init__(self, session: Session, worker: _DbWorker, profile: Profile, layout: Layout, result: ImportResult,
+                 now: dt.datetime, batch: ImportBatch | None):
+        self.conn = session.connection()
+        self.worker, self.profile, self.layout, self.result = worker, profile, layout, result
+        self.now, self.batch, self.dry_run = now, batch, batch is None
+        self.stored: dict[str, tuple[str | None, Stream, int]] = {}
+        self.fingerprint = profile.fingerprint.encode()
+        carried = [fld for fld in NOTIFICATION_FIELDS if fld in layout.fields]
+        if "flags" in layout.fields:
+            carried += [f for f in ("flag_pregnancy", "flag_strangulation", "flag_weapons", "flags_other") if f not in carried]
+        if "incident_date" in layout.fields:
+            carried.append("incident_at")
+        if "reported_date" in layout.fields:
+            carried.append("reported_at")
+        self.compared = carried + list(DERIVED_FIELDS)
+        self.parser = _Parser(layout, profile, now)
+        self.utc_now = utcnow()
+        self.notification_ids = _Ids(worker, self.conn, N_TABLE)
+        self.linker = PersonLinker(profile.force, _Ids(worker, self.conn, Person.__table__).take, self.utc_now)
+        self.sqlite = self.conn.dialect.name == "sqlite"
+        self.cursor = self.conn.connection.driver_connection.cursor() if self.sqlite else None
+        # rows made but not queued yet (see flush)
+        self.people: list[tuple] = []
+        # per chunk: (people ids needed below, notification ids needed below, notifications, links)
+        self.waiting: deque[tuple[int, int, list[tuple], list[tuple]]] = deque()
+        self.notifications: list[tuple] = []
+        self.links_waiting: deque[tuple[int, list[tuple]]] = deque()
+        self.links: list[tuple] = []
+        self.people_top = 0  # ids of the people this import created are below this
+        self.people_queued_upto = 0  # ... and those below this are queued for writing
+        self.notifications_top = 0  # the same for notifications
+
+    def prepare(self, chunk: list[Group]) -> _Prepared | None:
+        result, stored, profile, parser = self.result, self.stored, self.profile, self.parser
+        records: list[dict] = []
+        for group in chunk:
+            group.hash = _source_hash(group.cells, self.fingerprint)
+            known = stored.get(group.police_ref)
+            if known is not None and known[0] == group.hash:
+                # byte-for-byte what was last imported under this profile: unchanged, not parsed again
+                result.unchanged += 1
+                result.crime += known[1] == Stream.crime
+                result.non_crime += known[1] == Stream.non_crime
+                result.children += known[2]
+                continue
+            try:
+                rec, warns = parser.parse(group)
+            except _RowErrors as exc:
+                result.errors.extend(exc.issues)
+                result.rejected += len(group.rows)
+                continue
+            rec["source_hash"] = group.hash
+            records.append(rec)
+            result.warnings.extend(warns)
+
+        known_refs = [rec["police_ref"] for rec in records if rec["police_ref"] in stored]
+        existing = self.worker.call(_load_existing, self.conn, profile.force, known_refs) if known_refs else {}
+        creates: list[dict] = []
+        updates: list[tuple[dict, dict, dict, dict]] = []
+        for rec in records:
+            result.crime += rec["stream"] == CRIME
+            result.non_crime += rec["stream"] == NON_CRIME
+            result.children += len(rec["people"].get("children", []))
+            old = existing.get(rec["police_ref"])
+            if old is None:
+                creates.append(rec)
+                continue
+            changes = {}
+            for fld in self.compared:
+                new_v, old_v = rec.get(fld), old[fld]
+                if new_v != old_v:
+                    changes[fld] = (old_v, new_v)
+            old_people = json.loads(old["people_signature"] or "{}")
+            new_sig = _signature(rec["people"])
+            people_changes = {g: (old_people.get(g, []), sig) for g, sig in new_sig.items() if old_people.get(g, []) != sig}
+            if changes or people_changes:
+                updates.append((rec, old, changes, people_changes))
+            else:
+                result.unchanged += 1
+        result.created += len(creates)
+        result.updated += len(updates)
+        if self.dry_run:
+            return None
+
+        # People: everyone on created notifications and on changed groups of updated ones.
+        relinked = [old["id"] for _, old, _, pc in updates if pc]
+        old_links = self.worker.call(previous_links, self.conn, relinked) if relinked else {}
+        wanted: list[tuple[dict, list]] = []
+        for rec in creates:
+            for plist in rec["people"].values():
+                wanted.extend((p, []) for p in plist)
+        for rec, old, _, pchanges in updates:
+            for group in pchanges:
+                previous = old_links.get((old["id"], PERSON_GROUPS[group].value), [])
+                wanted.extend((p, previous) for p in rec["people"][group])
+        pids, keys = self.linker.keys(wanted)
+        lookup = self.worker.submit(lookup_people, self.conn, profile.force, pids, keys) if pids or keys else None
+        # the look-up sees the people queued before it, not those still waiting here or made by the chunk before
+        return _Prepared(creates, updates, wanted, lookup, self.people_queued_upto)
+
+    def finish(self, prep: _Prepared) -> None:
+        """Link the chunk's people and queue its writes."""
+        by_pid, by_key = self.worker.result(prep.lookup) if prep.lookup is not None else ({}, {})
+        new_people = self.linker.link(prep.wanted, by_pid, by_key, prep.visible_upto)
+        if new_people:
+            self.people_top = new_people[-1][0] + 1
+        batch_id, now, force = self.batch.id, self.utc_now, self.profile.force
+        rows, links = [], []
+        for rec, new_id in zip(prep.creates, self.notification_ids.take(len(prep.creates))):
+            people = rec["people"]
+            victim = people.get("victim")
+            get = rec.get
+            rows.append((new_id, force, rec["police_ref"], get("crime_ref"), get("classification"), get("offence"),
+                         get("ho_code"), get("incident_at"), get("reported_at"), get("location"), get("postcode"),
+                         get("risk") or "not_assessed", get("dash_score"), get("flag_pregnancy"),
+                         get("flag_strangulation"), get("flag_weapons"), get("flags_other"), get("officer"),
+                         get("circumstances"), get("relationship"), rec["stream"], rec["stream_reason"],
+                         victim[0]["_person_id"] if victim else None,
+                         _to_json(_signature(people)), get("source_hash"), batch_id, batch_id, now,
+                         now, 1))
+            links.extend(_links(new_id, people))
+        if rows:
+            self.notifications_top = rows[-1][0] + 1
+        self.people.extend(new_people)
+        self.waiting.append((self.people_top, self.notifications_top, rows, links))
+        self.flush(everything=bool(prep.updates))
+        if prep.updates:
+            self.worker.submit(_write_updates, self.conn, self._updates(prep.updates))
+
+    def flush(self, everything: bool = False) -> None:
+        """Queue rows for the worker: a notification only once the people it points at are queued, a person link
+        once its person and notification are. On SQLite only whole statements are queued until the end
+        (``everything``), so the driver caches a few prepared statements, not one per chunk."""
+        if self.sqlite:
+            def write(table, rows, columns):
+                return bulk_insert(self.conn, table, rows, columns, execute=self._queue, leave_rest=not everything)
         else:
-            result.unchanged += 1
-    result.created, result.updated = len(creates), len(updates)
-    for rec in records:
-        result.crime += rec["stream"] == Stream.crime.value
-        result.non_crime += rec["stream"] == Stream.non_crime.value
-        result.children += len(rec["people"].get("children", []))
-    if dry_run:
-        return
+            def write(table, rows, columns):
+                if rows:
+                    self.worker.submit(bulk_insert, self.conn, table, rows, columns)
+                return []
+        self.people = write(Person.__table__, self.people, PERSON_COLUMNS)
+        self.people_queued_upto = self.people[0][0] if self.people else self.people_top
+        while self.waiting and self.waiting[0][0] <= self.people_queued_upto:
+            _, notifications_needed, rows, links = self.waiting.popleft()
+            self.notifications.extend(rows)
+            self.links_waiting.append((notifications_needed, links))
+        self.notifications = write(N_TABLE, self.notifications, NOTIFICATION_COLUMNS)
+        queued_upto = self.notifications[0][0] if self.notifications else self.notifications_top
+        while self.links_waiting and self.links_waiting[0][0] <= queued_upto:
+            self.links.extend(self.links_waiting.popleft()[1])
+        self.links = write(NotificationPerson.__table__, self.links, LINK_COLUMNS)
 
-    if progress:
-        progress(0.7, f"Writing {len(creates):,} new and {len(updates):,} changed notifications")
-    now = utcnow()
-    batch = ImportBatch(file_name=file_name, sha256=sha256, profile_name=profile.name, force=profile.force,
-                        encoding=result.encoding, imported_by_id=user.id if user else None,
-                        imported_by=user.username if user else actor, started_at_utc=now)
-    session.add(batch)
-    session.flush()
-    result.batch_id = batch.id
+    def _queue(self, statement: str, params: tuple) -> None:
+        """SQLite: the worker runs the statement on the driver's own cursor (the Python work is done), so it needs
+        the GIL only to bind values."""
+        self.worker.submit(self.cursor.execute, statement, params)
 
-    # People: resolve everyone on created notifications and on changed groups of updated ones.
-    resolver = PersonResolver(session, profile.force)
-    old_links = resolver.previous_links([old["id"] for _, old, _, pc in updates if pc])
-    for rec in creates:
-        for group, plist in rec["people"].items():
-            for p in plist:
-                resolver.want(p)
-    for rec, old, _, pchanges in updates:
-        for group in pchanges:
-            for p in rec["people"][group]:
-                resolver.want(p, previous=old_links.get((old["id"], PERSON_GROUPS[group].value), []))
-    resolver.resolve()
-
-    ntable = Notification.__table__
-    if creates:
-        rows = []
-        for rec in creates:
-            victim = rec["people"].get("victim") or []
-            row = {fld: rec.get(fld) for fld in NOTIFICATION_FIELDS}
-            row.update(force=profile.force, police_ref=rec["police_ref"], stream=rec["stream"],
-                       source_hash=rec.get("source_hash"),
-                       stream_reason=rec["stream_reason"], victim_id=victim[0]["_person_id"] if victim else None,
-                       people_signature=json.dumps(_signature(rec["people"]), sort_keys=True),
-                       first_batch_id=batch.id, last_batch_id=batch.id, created_at_utc=now, updated_at_utc=now,
-                       version=1)
-            if row["risk"] is None:
-                row["risk"] = "not_assessed"
-            rows.append(row)
-        ids = {}
-        for row, new_id in zip(rows, reserve_ids(conn, ntable, len(rows))):
-            row["id"] = new_id
-            ids[row["police_ref"]] = new_id
-        bulk_insert(conn, ntable, rows)
-        links = []
-        for rec in creates:
-            links.extend(_links(ids[rec["police_ref"]], rec["people"]))
-        bulk_insert(conn, NotificationPerson.__table__, links)
-
-    if updates:
-        if progress:
-            progress(0.85, f"Recording changes to {len(updates):,} notifications")
+    def _updates(self, updates: list[tuple[dict, dict, dict, dict]]) -> _Updates:
+        batch_id, now = self.batch.id, self.utc_now
         history, new_links, relinked = [], [], []
         for rec, old, changes, pchanges in updates:
-            values = {fld: rec.get(fld) for fld in carried + list(DERIVED_FIELDS)}
+            values = {fld: rec.get(fld) for fld in self.compared}
             if values.get("risk") is None and "risk" in values:
                 values["risk"] = "not_assessed"
             old_people = json.loads(old["people_signature"] or "{}")
@@ -601,62 +979,22 @@ def _apply(session: Session, records: list[dict], profile: Profile, layout: Layo
                 victim = rec["people"]["victim"]
                 victim_id = victim[0]["_person_id"] if victim else None
             values.update(_id=old["id"], _version=old["version"], victim_id=victim_id, source_hash=rec.get("source_hash"),
-                          people_signature=json.dumps(old_people, sort_keys=True), last_batch_id=batch.id,
+                          people_signature=_to_json(old_people), last_batch_id=batch_id,
                           updated_at_utc=now, version=old["version"] + 1)
             relinked.append(values)
             for fld, (o, n) in changes.items():
-                history.append({"notification_id": old["id"], "batch_id": batch.id, "field": fld,
+                history.append({"notification_id": old["id"], "batch_id": batch_id, "field": fld,
                                 "old_value": _display(o), "new_value": _display(n), "changed_at_utc": now})
             for group, (o, n) in pchanges.items():
-                history.append({"notification_id": old["id"], "batch_id": batch.id, "field": group,
+                history.append({"notification_id": old["id"], "batch_id": batch_id, "field": group,
                                 "old_value": describe_people(o), "new_value": describe_people(n),
                                 "changed_at_utc": now})
-                new_links.extend((old["id"], PERSON_GROUPS[group].value, link)
-                                 for link in _links(old["id"], {group: rec["people"][group]}))
+                new_links.extend(_links(old["id"], {group: rec["people"][group]}))
         # One statement per distinct set of columns (profiles differ in what they carry, rows do not).
         keys = [k for k in relinked[0] if not k.startswith("_")]
-        stmt = (update(ntable)
-                .where(ntable.c.id == bindparam("_id"), ntable.c.version == bindparam("_version"))
-                .values({k: bindparam(f"v_{k}") for k in keys}))
         params = [{"_id": v["_id"], "_version": v["_version"], **{f"v_{k}": v[k] for k in keys}} for v in relinked]
-        res = conn.execute(stmt, params)
-        if res.rowcount is not None and res.rowcount >= 0 and res.rowcount != len(params):
-            raise RuntimeError("Notifications changed while this file was being imported; import again.")
-        replaced = {(nid, role) for nid, role, _ in new_links}
-        replaced |= {(old["id"], PERSON_GROUPS[g].value) for _, old, _, pc in updates for g in pc}
-        nptable = NotificationPerson.__table__
-        for nid, role in replaced:
-            conn.execute(delete(nptable).where(nptable.c.notification_id == nid, nptable.c.role == role))
-        if new_links:
-            conn.execute(insert(nptable), [link for _, _, link in new_links])
-        if history:
-            conn.execute(insert(FieldChange.__table__), history)
-
-    issues = result.errors + result.warnings
-    if issues:
-        conn.execute(insert(RowError.__table__), [
-            {"batch_id": batch.id, "row": i.row, "column": i.column, "police_ref": i.police_ref,
-             "severity": i.severity, "message": i.message} for i in issues
-        ])
-    for name in ("rows_read", "created", "updated", "unchanged", "duplicates_in_file", "rejected", "crime",
-                 "non_crime", "children"):
-        setattr(batch, name, getattr(result, name))
-    batch.warnings = len(result.warnings)
-    batch.finished_at_utc = utcnow()
-    session.add(batch)
-
-
-def _links(notification_id: int, people: dict[str, list[dict]]) -> list[dict]:
-    out = []
-    for group, plist in people.items():
-        for pos, p in enumerate(plist):
-            out.append({
-                "notification_id": notification_id, "person_id": p["_person_id"], "role": PERSON_GROUPS[group].value,
-                "position": pos, "surname": p.get("surname"), "forename": p.get("forename"), "dob": p.get("dob"),
-                "gender": p.get("gender"), "address": p.get("address"), "school_name": p.get("school"),
-                "present": p.get("present"),
-            })
-    return out
+        replaced = {(old["id"], PERSON_GROUPS[g].value) for _, old, _, pc in updates for g in pc}
+        return _Updates(params, keys, replaced, new_links, history)
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -682,23 +1020,45 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     result = ImportResult(file=file_name, profile=profile.name, dry_run=dry_run)
     if progress:
         progress(0.05, "Reading the file")
-    sheet = read_rows(data, file_name, sheet=profile.sheet, encoding=profile.encoding)
+    sha256 = hashlib.sha256(data).hexdigest()
+    opened = open_file(data, file_name, encoding=profile.encoding)
+    del data, source  # the reader has its own copy: ours is not held while the sheet's cells are loaded
+    sheet = opened.sheet(profile.sheet)
+    del opened
     result.encoding = sheet.encoding
-    layout = locate_header(sheet.rows, profile)
+    layout = locate_header(sheet.head(max(HEADER_SEARCH_ROWS, profile.header_row or 0)), profile)
     for missing in layout.missing_optional:
         result.warnings.append(RowIssue(layout.header_index + 1, None,
                                         f"Column {missing} is not in this file; those values are left as they were.",
                                         severity="warning"))
     if progress:
-        progress(0.2, "Checking rows")
+        progress(0.15, "Checking rows")
     now = now or london_now()
     with _collector_paused():
-        groups = _skip_identical(session, _group_rows(sheet.rows, layout, profile, result), profile, result)
-        records = _parse_groups(groups, layout, profile, now, result, progress)
-        if not records and not result.rows_read:
+        scan = _scan(sheet, layout, profile, result)
+        if not result.rows_read:
             raise FileRejected("The file has a header row but no notifications below it.")
-        sha256 = hashlib.sha256(data).hexdigest()
-        _apply(session, records, profile, layout, result, user, file_name, sha256, actor, dry_run, progress)
+        batch = None
+        if not dry_run:
+            batch = ImportBatch(file_name=file_name, sha256=sha256, profile_name=profile.name, force=profile.force,
+                                encoding=result.encoding, imported_by_id=user.id if user else None,
+                                imported_by=user.username if user else actor, started_at_utc=utcnow())
+            session.add(batch)
+            session.flush()
+            result.batch_id = batch.id
+        # From here until the worker is closed, only the worker uses the session's connection.
+        worker = _DbWorker()
+        try:
+            with _quick_thread_switches():
+                _second_walk(_Import(session, worker, profile, layout, result, now, batch), sheet, scan, progress)
+        except BaseException:
+            worker.close(abandon=True)
+            raise
+        worker.close()
+    result.errors.sort(key=lambda e: (e.row or 0, e.column or ""))
+    result.warnings.sort(key=lambda w: w.row or 0)  # the header's warnings, then each notification's, in file order
+    if batch is not None:
+        _finish_batch(session, batch, result)
     audit.record(session, user, "import_dry_run" if dry_run else "import", "import_batch", result.batch_id,
                  username=actor, file=file_name, sha256=sha256, profile=profile.name,
                  counts={k: v for k, v in result.to_json().items() if isinstance(v, int) and k != "batch_id"})
@@ -707,10 +1067,71 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     return result
 
 
+def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | None) -> None:
+    """Parse chunk n+1 while the worker writes chunk n."""
+    job.stored = job.worker.call(_stored, job.conn, job.profile.force, scan.accepted)
+    total, done = len(scan.accepted), 0
+    pending: _Prepared | None = None
+    for chunk in _batched(_groups(sheet, job.layout, scan), CHUNK_NOTIFICATIONS):
+        prepared = job.prepare(chunk)
+        if pending is not None:
+            job.finish(pending)
+        pending = prepared
+        done += len(chunk)
+        if progress:
+            progress(0.15 + 0.8 * done / max(total, 1), f"Imported {done:,} of {total:,} notifications")
+    if pending is not None:
+        job.finish(pending)
+    if not job.dry_run:
+        job.flush(everything=True)
+
+
+def _finish_batch(session: Session, batch: ImportBatch, result: ImportResult) -> None:
+    conn = session.connection()
+    issues = result.errors + result.warnings
+    if issues:
+        conn.execute(insert(RowError.__table__), [
+            {"batch_id": batch.id, "row": i.row, "column": i.column, "police_ref": i.police_ref,
+             "severity": i.severity, "message": i.message} for i in issues
+        ])
+    for name in ("rows_read", "created", "updated", "unchanged", "duplicates_in_file", "rejected", "crime",
+                 "non_crime", "children"):
+        setattr(batch, name, getattr(result, name))
+    batch.warnings = len(result.warnings)
+    batch.finished_at_utc = utcnow()
+    session.add(batch)
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.005
+
+
+@contextmanager
+def _quick_thread_switches(interval: float = 0.001):
+    """While the main thread parses, the worker gets the GIL back after each statement only when the interpreter
+    switches threads (every 5 ms by default), so every statement would cost it up to 5 ms of waiting. A shorter
+    switch interval while an import runs lets the worker keep up. The interval is process-wide: the first import
+    to start sets it and the last to finish puts it back."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, _switch_saved))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
+
+
 @contextmanager
 def _collector_paused():
-    """An import allocates hundreds of thousands of small objects that all live until the end; pausing the cyclic
-    garbage collector meanwhile saves ~15% (reference counting still frees everything that can be freed)."""
+    """An import allocates hundreds of thousands of small objects; pausing the cyclic garbage collector meanwhile
+    saves ~15% (reference counting still frees everything that can be freed)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -718,51 +1139,6 @@ def _collector_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _skip_identical(session: Session, groups: list[Group], profile: Profile, result: ImportResult) -> list[Group]:
-    """Drop the groups whose source rows are byte-for-byte what was last imported under the same profile: they are
-    unchanged without being parsed again (re-importing the same file is then mostly reading it)."""
-    for g in groups:
-        g.hash = g.source_hash(profile)
-    stored: dict[str, tuple[str | None, str, str | None]] = {}
-    conn = session.connection()
-    refs = [g.police_ref for g in groups]
-    for i in range(0, len(refs), CHUNK):
-        stmt = select(N_TABLE.c.police_ref, N_TABLE.c.source_hash, N_TABLE.c.stream, N_TABLE.c.people_signature).where(
-            N_TABLE.c.force == profile.force, N_TABLE.c.police_ref.in_(refs[i : i + CHUNK]))
-        stored.update({r.police_ref: (r.source_hash, r.stream, r.people_signature) for r in conn.execute(stmt)})
-    remaining = []
-    for g in groups:
-        known = stored.get(g.police_ref)
-        if known is None or known[0] != g.hash:
-            remaining.append(g)
-            continue
-        result.unchanged += 1
-        result.crime += known[1] == Stream.crime
-        result.non_crime += known[1] == Stream.non_crime
-        result.children += len(json.loads(known[2] or "{}").get("children", []))
-    return remaining
-
-
-def _parse_groups(groups: list[Group], layout: Layout, profile: Profile, now: dt.datetime, result: ImportResult,
-                  progress: Progress | None) -> list[dict]:
-    records: list[dict] = []
-    rejected_rows: set[int] = set()
-    for n, group in enumerate(groups):
-        try:
-            rec, warns = _parse_group(group, layout, profile, now)
-            rec["source_hash"] = group.hash
-            records.append(rec)
-            result.warnings.extend(warns)
-        except _RowErrors as exc:
-            result.errors.extend(exc.issues)
-            rejected_rows.update(group.rows)
-        if progress and n % 2000 == 0 and n:
-            progress(0.2 + 0.45 * n / len(groups), f"Checked {n:,} of {len(groups):,} notifications")
-    result.rejected += len(rejected_rows)
-    result.errors.sort(key=lambda e: (e.row or 0, e.column or ""))
-    return records
 
 
 def import_upload(session: Session, user: User | None, data: bytes, file_name: str, profile: Profile, *,
@@ -778,7 +1154,7 @@ def detect_profiles(data: bytes, file_name: str, profiles: list[Profile]) -> lis
     matches = []
     for profile in profiles:
         try:
-            sheet = read_rows(data, file_name, sheet=profile.sheet, encoding=profile.encoding, nrows=200)
+            sheet = read_rows(data, file_name, sheet=profile.sheet, encoding=profile.encoding, nrows=HEADER_SEARCH_ROWS)
         except FileRejected:
             continue
         try:

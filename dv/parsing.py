@@ -95,6 +95,9 @@ def excel_serial(serial: float) -> dt.datetime:
 def parse_datetime(value: object, formats: tuple[str, ...]) -> dt.datetime | None:
     """A date-time from a cell: an Excel date cell, an Excel serial number, or text in one of ``formats``
     (tried in order, strictly: 03/04/2026 is 3 April with a day-first format, never silently 4 March)."""
+    cls = value.__class__
+    if cls is dt.datetime:  # a date cell, as the xlsx reader gives it (checked first: most cells are)
+        return value if value.tzinfo is None else value.replace(tzinfo=None)
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -119,6 +122,8 @@ def parse_datetime(value: object, formats: tuple[str, ...]) -> dt.datetime | Non
 
 
 def parse_date(value: object, formats: tuple[str, ...]) -> dt.date | None:
+    if value.__class__ is dt.date:  # a day cell, as the xlsx reader gives it
+        return value
     parsed = parse_datetime(value, formats)
     return parsed.date() if parsed else None
 

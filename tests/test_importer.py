@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlmodel import select
+from sqlmodel import func, select
 
 from core.models import AuditEvent
 from dv.importer import import_file
@@ -321,3 +321,147 @@ def test_header_row_set_in_the_profile(session, tmp_path):
     assert result.created == 2
     with pytest.raises(FileRejected, match="Required column"):
         import_file(session, path, replace(profile, header_row=2), now=NOW)
+
+
+# ---------------------------------------------------------------------------------------------- chunked import
+# The importer reads the file twice (references first, then notifications in chunks), writes behind on a worker
+# thread and holds back rows until whole INSERT statements are full. With chunks of 3 notifications and statements
+# of a few rows, a small file crosses every one of those boundaries many times.
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    import core.db
+    import dv.importer
+
+    monkeypatch.setattr(dv.importer, "CHUNK_NOTIFICATIONS", 3)
+    monkeypatch.setattr(core.db, "_MAX_PARAMS_PER_INSERT", 64)  # 2 notifications, 5 links, 7 people a statement
+
+
+def _duplicate_keys(session) -> list:
+    return session.exec(select(Person.match_key).where(Person.match_key.is_not(None))
+                        .group_by(Person.match_key).having(func.count() > 1)).all()
+
+
+def test_chunks_link_people_across_chunks_and_write_everything(session, tmp_path, tiny_chunks):
+    recs = records(30, seed=21, repeat_share=0.5)  # half the victims come back in later notifications
+    result = run(session, extract(tmp_path, "niche_wide", recs), "niche_wide")
+    assert (result.created, result.rejected, result.errors) == (30, 0, [])
+    assert count(session, Notification) == 30
+    assert count(session, NotificationPerson) == sum(2 + min(len(r["children"]), 6) for r in recs)
+    assert _duplicate_keys(session) == []  # one person per name and date of birth, whichever chunk they came in
+    victims = {r["victim"]["person_id"] for r in recs}
+    assert len(victims) < 30 and len(set(session.exec(select(Notification.victim_id)).all())) == len(victims)
+    for link in session.exec(select(NotificationPerson)).all():  # every link points at its own person
+        person = session.get(Person, link.person_id)
+        assert (person.dob, (person.surname or "").casefold()) == (link.dob, (link.surname or "").casefold())
+    again = run(session, extract(tmp_path, "niche_wide", recs, name="again.xlsx"), "niche_wide")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 30)
+
+
+def test_chunks_duplicate_and_conflicting_references_far_apart(session, tmp_path, tiny_chunks):
+    recs = records(9, seed=22)
+
+    def repeat_late(header, rows):
+        rows.append(list(rows[0]))  # an exact repeat of the first row, four chunks later
+        changed = list(rows[1])
+        changed[col(header, "DASH Risk")] = "High" if changed[col(header, "DASH Risk")] != "High" else "Standard"
+        rows.append(changed)  # the second reference again with different content
+
+    result = run(session, extract(tmp_path, "niche_wide", recs, mutate=repeat_late), "niche_wide")
+    assert (result.rows_read, result.created, result.duplicates_in_file, result.rejected) == (11, 8, 1, 2)
+    assert sorted(e.row for e in result.errors) == [6, 15]  # header on row 4: data rows 5..15
+    assert all("rows 6 and 15" in e.message for e in result.errors)
+    assert recs[1]["police_ref"] not in set(session.exec(select(Notification.police_ref)).all())
+
+
+def test_chunks_total_row_at_a_chunk_edge_is_not_an_error(session, tmp_path, tiny_chunks):
+    recs = records(6, seed=23)
+
+    def total_in_the_middle(header, rows):
+        rows.insert(2, ["Total records: 2"] + [None] * (len(header) - 1))  # right after the first chunk
+        rows.insert(5, [None] * len(header))  # and a blank row
+
+    result = run(session, extract(tmp_path, "niche_wide", recs, mutate=total_in_the_middle, totals_row=True),
+                 "niche_wide")
+    assert (result.rows_read, result.created, result.rejected, result.errors) == (6, 6, 0, [])
+
+
+def test_chunks_error_row_in_the_last_chunk(session, tmp_path, tiny_chunks):
+    recs = records(7, seed=24)
+    path = extract(tmp_path, "niche_wide", recs, mutate=lambda h, rows: _bad(h, rows, "Occ Date/Time", 6, "31/02/2026"))
+    result = run(session, path, "niche_wide")
+    assert (result.created, result.rejected) == (6, 1)
+    [error] = result.errors
+    assert (error.row, error.column) == (4 + 7, "Occ Date/Time")
+    assert session.exec(select(RowError)).one().row == 11
+
+
+def test_chunks_rows_layout_notification_rows_far_apart(session, tmp_path, tiny_chunks):
+    recs = [r for r in records(60, seed=25) if len(r["children"]) >= 2][:5]
+
+    def split(header, rows):
+        rows.append(rows.pop(1))  # the first notification's second child row, moved to the end of the file
+
+    result = run(session, extract(tmp_path, "merlin_rows", recs, mutate=split), "merlin_rows")
+    assert (result.created, result.rejected, result.errors) == (5, 0, [])
+    assert result.children == sum(len(r["children"]) for r in recs)
+    first = session.exec(select(Notification).where(Notification.police_ref == recs[0]["police_ref"])).one()
+    kids = session.exec(select(NotificationPerson).where(NotificationPerson.notification_id == first.id,
+                                                         NotificationPerson.role == "child")).all()
+    assert len(kids) == len(recs[0]["children"])
+
+
+def test_chunks_reimport_updates_a_late_row_with_history(session, tmp_path, tiny_chunks):
+    recs = records(9, seed=26)
+    run(session, extract(tmp_path, "niche_wide", recs), "niche_wide")
+    recs[-1].update(risk="high", dash_score=20)
+    recs[-1]["victim"]["surname"] = "Changed-Name"
+    result = run(session, extract(tmp_path, "niche_wide", recs, name="day2.xlsx"), "niche_wide")
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 8)
+    fields = {c.field for c in session.exec(select(FieldChange))}
+    assert {"risk", "dash_score", "victim"} <= fields
+    assert _duplicate_keys(session) == []
+
+
+def test_a_failure_on_the_writer_thread_leaves_nothing_half_written(session, tmp_path, monkeypatch, tiny_chunks):
+    import sys
+
+    import dv.importer as importer
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    interval = sys.getswitchinterval()
+    monkeypatch.setattr(importer, "lookup_people", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_file(session, extract(tmp_path, "niche_wide", records(9)), load_profile("niche_wide"), now=NOW)
+    session.rollback()
+    assert count(session, Notification) == 0 and count(session, Person) == 0 and count(session, ImportBatch) == 0
+    assert sys.getswitchinterval() == interval
+
+
+def test_bulk_insert_converts_values_exactly_as_sqlalchemy_does():
+    from sqlalchemy.dialects import sqlite
+
+    from core.db import _convert
+
+    dialect = sqlite.dialect()
+    table = Notification.__table__
+    samples = {
+        "incident_at": [dt.datetime(2026, 11, 21, 23, 15), dt.datetime(2026, 1, 2, 3, 4, 5, 6)],
+        "created_at_utc": [dt.datetime(2026, 11, 21, 23, 15)] * 3,
+        "flag_weapons": [True, False, None],
+        "risk": ["high", "not_assessed", None],
+        "stream": ["crime", "non_crime"],
+        "dash_score": [1, None],
+    }
+    for name, values in samples.items():
+        proc = table.c[name].type._cached_bind_processor(dialect)
+        expected = [None if v is None or proc is None else proc(v) for v in values] if proc else values
+        assert list(_convert(tuple(values), table.c[name].type, dialect)) == expected, name
+    dob = Person.__table__.c.dob.type
+    days = (dt.date(1990, 2, 1), dt.date(2001, 12, 31))
+    assert list(_convert(days, dob, dialect)) == [dob._cached_bind_processor(dialect)(d) for d in days]
+    with pytest.raises(ValueError):
+        _convert(("very high",), table.c.risk.type, dialect)

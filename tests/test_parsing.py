@@ -94,3 +94,14 @@ def test_no_key_without_a_date_of_birth():
                                           ("SMITH-JONES, Kai", ("SMITH-JONES", "Kai"))])
 def test_surname_particles_stay_with_the_surname(raw, expected):
     assert split_name(raw) == expected
+
+
+def test_date_cells_come_back_as_they_are():
+    day = dt.date(2019, 5, 1)
+    assert parse_date(day, UK_FORMATS) is day
+    moment = dt.datetime(2026, 10, 25, 1, 30)
+    assert parse_datetime(moment, UK_FORMATS) is moment
+    aware = moment.replace(tzinfo=dt.timezone.utc)
+    assert parse_datetime(aware, UK_FORMATS) == moment and parse_datetime(aware, UK_FORMATS).tzinfo is None
+    assert parse_date(moment, UK_FORMATS) == dt.date(2026, 10, 25)
+    assert parse_date("", UK_FORMATS) is None and parse_datetime(None, UK_FORMATS) is None

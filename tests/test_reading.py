@@ -27,6 +27,18 @@ def test_defusedxml_is_installed_for_openpyxl():
     assert openpyxl.xml.DEFUSEDXML
 
 
+def test_reading_asserts_what_openpyxl_checks_without_importing_it():
+    import subprocess
+    import sys
+
+    import dv.reading
+
+    assert dv.reading.DEFUSEDXML == openpyxl.xml.DEFUSEDXML
+    code = "import sys, dv.reading, dv.importer; print('openpyxl' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # an import does not pay for openpyxl
+
+
 def test_zip_bomb_is_refused_before_any_xml_is_parsed(monkeypatch):
     monkeypatch.setenv("DV_MAX_UNCOMPRESSED_MB", "5")
     bomb = zip_bytes({"[Content_Types].xml": CONTENT_TYPES, "xl/workbook.xml": b"<workbook/>",
@@ -104,3 +116,35 @@ def test_xlsx_name_on_a_text_file_is_refused():
 def test_settings_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("DV_MAX_UPLOAD_MB", "7")
     assert get_settings().max_upload_bytes == 7 * 1024 * 1024
+
+
+def test_walking_the_rows_gives_what_reading_them_all_gives():
+    """An import walks the sheet (twice) instead of holding its rows: the rows must be the same, empty columns and
+    rows left of and above the data included, so column positions and row numbers are as in the file."""
+    from dv.reading import open_sheet
+
+    book = openpyxl.Workbook()
+    book.active["C3"] = "Occurrence No"
+    book.active["D3"] = "When"
+    book.active["C5"] = "A1"
+    book.active["E6"] = 2.5
+    buf = io.BytesIO()
+    book.save(buf)
+    data = buf.getvalue()
+    rows = read_rows(data, "x.xlsx").rows
+    assert rows[2][2] == "Occurrence No" and len(rows) == 6
+    sheet = open_sheet(data, "x.xlsx")
+    assert list(sheet.iter_rows()) == rows
+    assert list(sheet.iter_rows()) == rows  # and again
+    assert sheet.head(3) == rows[:3]
+    csv_sheet = open_sheet(b"Ref,Value\nA1,1\nA2,2\n", "x.csv")
+    assert list(csv_sheet.iter_rows()) == list(csv_sheet.iter_rows()) == [["Ref", "Value"], ["A1", "1"], ["A2", "2"]]
+
+
+def test_csv_row_cap_holds_when_walking(monkeypatch):
+    from dv.reading import open_sheet
+
+    monkeypatch.setenv("DV_MAX_ROWS", "10")
+    sheet = open_sheet(b"a,b\n" * 50, "many.csv")
+    with pytest.raises(FileRejected, match="over the limit"):
+        list(sheet.iter_rows())
