@@ -259,13 +259,13 @@ def test_concurrent_saves_one_wins_and_history_shows_one_change(engine, session,
     a = mt.add_case_action(session, coord, mid, items[ref(1)], agency_id=CSC, description="Visit", now=T0)
     session.commit()
     with Session(engine, expire_on_commit=False) as first, Session(engine, expire_on_commit=False) as second:
+        # both load the action (version 1), each request in its own short transaction, as in the app ...
         rep1 = first.get(User, hub["csc"].id)
-        rep2 = second.get(User, hub["csc"].id)
-        # both load the action (version 1) ...
         seen1 = list_actions(first, rep1)[0]
+        first.commit()
+        rep2 = second.get(User, hub["csc"].id)
         seen2 = list_actions(second, rep2)[0]
-        first.rollback()
-        second.rollback()
+        second.commit()
         assert seen1["version"] == seen2["version"] == 1
         update_action(first, rep1, a, expected_version=seen1["version"], status="done", note="Visited, all safe")
         first.commit()
