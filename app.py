@@ -27,6 +27,7 @@ def _schema_ready() -> bool:
 _schema_ready()
 
 PAGES = {
+    "dashboard": st.Page("pages/dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"),
     "notifications": st.Page("pages/notifications.py", title="Notifications", icon=":material/list_alt:",
                              url_path="notifications"),
     "import": st.Page("pages/import_extract.py", title="Import", icon=":material/upload_file:", url_path="import"),

@@ -54,12 +54,12 @@ ACTIONS: dict[str, frozenset[UserRole]] = {
 
 # role -> page keys, in menu order (app.py maps keys to st.Page objects)
 PAGES_BY_ROLE: dict[UserRole, tuple[str, ...]] = {
-    C: ("notifications", "import", "agenda", "meeting", "actions", "overdue", "encompass", "schools", "users",
-        "account"),
+    C: ("notifications", "dashboard", "import", "agenda", "meeting", "actions", "overdue", "encompass", "schools",
+        "users", "account"),
     A: ("my_actions", "account"),
     S: ("alerts", "account"),
     AD: ("users", "schools", "audit", "account"),
-    M: ("account",),
+    M: ("dashboard", "account"),
 }
 
 CASE_ENTITIES = ("notification", "person", "action", "encompass_alert", "import_batch", "person_match", "meeting",

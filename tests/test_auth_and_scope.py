@@ -84,12 +84,12 @@ def test_a_disabled_user_is_gone_at_the_next_rerun(session, users):
 
 
 def test_pages_offered_per_role(users):
-    assert pages_for(users["coordinator"]) == ("notifications", "import", "agenda", "meeting", "actions", "overdue",
-                                               "encompass", "schools", "users", "account")
+    assert pages_for(users["coordinator"]) == ("notifications", "dashboard", "import", "agenda", "meeting", "actions",
+                                               "overdue", "encompass", "schools", "users", "account")
     assert pages_for(users["agency"]) == ("my_actions", "account")
     assert pages_for(users["school"]) == ("alerts", "account")
     assert pages_for(users["admin"]) == ("users", "schools", "audit", "account")
-    assert pages_for(users["manager"]) == ("account",)
+    assert pages_for(users["manager"]) == ("dashboard", "account")
     assert pages_for(None) == ()
 
 
