@@ -294,6 +294,60 @@ def cmd_schools_sample(args) -> int:
     return 0
 
 
+def cmd_encompass_list(args) -> int:
+    import datetime as dt
+
+    from dv.encompass import job_list
+
+    try:
+        start = dt.date.fromisoformat(args.date_from) if args.date_from else None
+        end = dt.date.fromisoformat(args.date_to) if args.date_to else None
+    except ValueError:
+        return _fail("--from and --to are dates: YYYY-MM-DD.")
+    migrate()
+    with session_scope() as session:
+        rows = job_list(session, start=start, end=end, actor=_actor())
+    lines = [f"{r['police_ref']} | {r['child'] or '-'} ({r['child_dob'] or 'dob not known'}) | "
+             f"{r['school_urn'] or 'TO RESOLVE'} {r['school_name'] or ''} | due {r['due_at'] or '-'} | {r['status']}"
+             for r in rows]
+    _print(args, rows, "\n".join(lines) if lines else "No alerts.")
+    return 0
+
+
+def cmd_encompass_send(args) -> int:
+    from dv.encompass import escalate, send_notices
+
+    settings = get_settings()
+    if not settings.smtp_host:
+        return _fail("No SMTP host is set: set DV_SMTP_HOST (and DV_SMTP_PORT, DV_SMTP_USER, DV_SMTP_PASSWORD, "
+                     "DV_SMTP_STARTTLS, DV_MAIL_FROM as needed). The school portal shows alerts without email.")
+    migrate()
+    with session_scope() as session:
+        notices = send_notices(session, actor=_actor(), settings=settings)
+        escalated = escalate(session, actor=_actor(), settings=settings)
+    payload = {"notices": notices, "escalation": escalated}
+    lines = [f"{n['school_urn']}: {n['alerts']} alert(s) -> {', '.join(n['recipients']) or 'nobody'} "
+             f"({'sent' if n['sent'] else 'NOT SENT: ' + (n['error'] or '')})" for n in notices]
+    lines.append(f"Escalated to coordinators: {escalated['escalated']}"
+                 + (f" ({escalated['error']})" if escalated["error"] else ""))
+    _print(args, payload, "\n".join(lines))
+    return 3 if any(not n["sent"] for n in notices) else 0
+
+
+def _encompass_parser(sub) -> None:
+    enc = sub.add_parser("encompass", help="Operation Encompass alerts: list them, send the notices").add_subparsers(
+        dest="encompass_command", required=True)
+    p = enc.add_parser("list", help="alerts by incident date: child, setting, deadline, status")
+    p.set_defaults(func=cmd_encompass_list)
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="incidents on or after this date")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="incidents on or before this date")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = enc.add_parser("send", help="email each setting with waiting alerts (no names), mark them notified, and "
+                                    "escalate alerts not acknowledged after their deadline")
+    p.set_defaults(func=cmd_encompass_send)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _schools_parser(sub) -> None:
     schools = sub.add_parser("schools", help="the schools directory (GIAS) and school name resolution").add_subparsers(
         dest="schools_command", required=True)
@@ -377,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send", action="store_true", help="email each agency its digest (DV_SMTP_HOST) and audit it")
     p.add_argument("--now", help="as at this ISO date-time, Europe/London wall-clock (default: now)")
     _schools_parser(sub)
+    _encompass_parser(sub)
     return parser
 
 

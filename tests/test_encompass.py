@@ -230,3 +230,52 @@ def test_cli_listing(session, tmp_path, hub):
                      "due_at": "2026-11-23T08:30:00", "status": "queued", "notified_at": None,
                      "acknowledged_at": None}]
     assert enc.job_list(session, start=dt.date(2026, 11, 22)) == []
+
+
+def test_cli_list_and_send(tmp_path, smtp, monkeypatch):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+
+    from sqlmodel import Session
+
+    from core.db import get_engine, migrate
+    from dv.schools import normalise
+    from tests.test_agenda import ROOT
+
+    server, port = smtp
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    migrate(url)
+    engine = get_engine(url)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            with unaudited():
+                s.execute(insert(School), [{"urn": "100001", "name": SCHOOLS[0][1], "name_key": normalise(SCHOOLS[0][1]),
+                                            "la_name": "Northshire", "status": "Open", "is_open": True}])
+                s.execute(insert(KeyAdult), [{"school_urn": "100001", "name": "Dee", "email": "dsl@stmarys.example",
+                                              "active": True, "version": 1}])
+                s.commit()
+            nid = imported(s, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+            enc.generate_alerts(s, [nid], actor="test")
+            s.commit()
+    finally:
+        engine.dispose()
+
+    def dv(*args, **env):
+        return subprocess.run([sys.executable, "-m", "dv", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("DV_SMTP")}
+                              | {"DATABASE_URL": url} | env)
+
+    out = dv("encompass", "list", "--from", "2026-11-21", "--to", "2026-11-21", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [(r["child"], r["school_urn"], r["due_at"], r["status"]) for r in json.loads(out.stdout)] == [
+        ("OKAFOR, Ava", "100001", "2026-11-23T08:30:00", "queued")]
+    assert dv("encompass", "list", "--from", "21/11/2026").returncode == 2
+    out = dv("encompass", "send")
+    assert out.returncode == 2 and "DV_SMTP_HOST" in out.stderr
+    out = dv("encompass", "send", "--json", DV_SMTP_HOST="127.0.0.1", DV_SMTP_PORT=str(port))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["notices"][0]["sent"] is True
+    assert len(server.messages) == 1 and "Ava" not in server.messages[0]["msg"].get_content()
+    out = dv("encompass", "list", "--json")
+    assert json.loads(out.stdout)[0]["status"] == "notified"
