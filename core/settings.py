@@ -58,6 +58,10 @@ class Settings:
     encompass_fields: tuple[str, ...] = ()
     alert_escalation_minutes: int = 60  # not acknowledged this long after its deadline: escalated to coordinators
     term_dates_file: Path | None = None
+    # Dashboard (issue 7): the notifications forecast per month (a line on the chart; None: no line), and the
+    # small-number rule for exports that leave the hub (counts from 1 to this - 1 shown as "<5").
+    forecast_per_month: int | None = None
+    suppress_below: int = 5
     extra: dict = field(default_factory=dict)
 
 
@@ -91,4 +95,6 @@ def get_settings() -> Settings:
         encompass_fields=_list("DV_ENCOMPASS_FIELDS"),
         alert_escalation_minutes=_int("DV_ALERT_ESCALATION_MINUTES", 60),
         term_dates_file=Path(os.environ["TERM_DATES_FILE"]) if os.environ.get("TERM_DATES_FILE") else None,
+        forecast_per_month=_int("DV_FORECAST_PER_MONTH", 0) or None,
+        suppress_below=_int("DV_SUPPRESS_BELOW", 5),
     )

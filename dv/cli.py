@@ -372,6 +372,38 @@ def _schools_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def cmd_report(args) -> int:
+    """The dashboard's figures as a committee-ready workbook (meetings.dashboard)."""
+    import datetime as dt
+
+    from meetings.dashboard import dashboard, export_dashboard
+
+    try:
+        start, end = dt.date.fromisoformat(args.date_from), dt.date.fromisoformat(args.date_to)
+    except ValueError:
+        return _fail("--from and --to must be dates written YYYY-MM-DD.")
+    if end < start:
+        return _fail("--to is before --from.")
+    migrate()
+    actor = _actor()
+    with session_scope() as session:
+        figures = dashboard(session, None, start, end, args.bucket, args.district, force=args.force, actor=actor)
+        data = export_dashboard(session, None, figures, suppress=args.suppress, actor=actor)
+        Path(args.xlsx).write_bytes(data)
+    t = figures["actions"]["total"]
+    payload = {"xlsx": str(args.xlsx), "from": start.isoformat(), "to": end.isoformat(), "bucket": args.bucket,
+               "suppressed": args.suppress, "notifications": figures["notifications"]["total"],
+               "crime": figures["notifications"]["crime"], "daily_average": figures["notifications"]["daily_average"],
+               "meetings": figures["meetings"]["meetings"], "cases": figures["meetings"]["cases"],
+               "actions_agreed": t["agreed"], "actions_overdue": t["overdue"],
+               "encompass_alerts": figures["encompass"]["alerts"]}
+    _print(args, payload, f"Wrote {args.xlsx}: {start:%d/%m/%Y} to {end:%d/%m/%Y}, "
+                          f"{payload['notifications']} notifications, {payload['meetings']} meetings, "
+                          f"{payload['actions_agreed']} actions agreed, {payload['encompass_alerts']} Encompass alerts"
+                          f"{' (small numbers suppressed)' if args.suppress else ''}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dv", description="DA Daily jobs. DATABASE_URL selects the database.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -430,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--send", action="store_true", help="email each agency its digest (DV_SMTP_HOST) and audit it")
     p.add_argument("--now", help="as at this ISO date-time, Europe/London wall-clock (default: now)")
+    p = add("report", cmd_report, "write the dashboard's figures as a committee-ready workbook (xlsx)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, help="last day (included), YYYY-MM-DD")
+    p.add_argument("--xlsx", required=True, help="the workbook to write")
+    p.add_argument("--bucket", choices=["month", "week"], default="month")
+    p.add_argument("--suppress", action="store_true", help="counts under DV_SUPPRESS_BELOW (5) shown as <5: for "
+                   "figures that leave the hub")
+    p.add_argument("--force", help="only this force's notifications")
+    p.add_argument("--district", help="only this postcode district (outward code, e.g. NG5)")
     _schools_parser(sub)
     _encompass_parser(sub)
     return parser
