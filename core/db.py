@@ -133,7 +133,8 @@ def _fast_processor(type_, dialect):
 
 
 def bulk_insert(conn, table, rows: list, columns: Sequence[str] | None = None,
-                execute: Callable[[str, tuple], object] | None = None, leave_rest: bool = False) -> list:
+                execute: Callable[[str, tuple], object] | None = None, leave_rest: bool = False,
+                rest_in_one: bool = False) -> list:
     """Insert many rows at once, bypassing SQLAlchemy's per-row parameter handling (a third of an import's time
     at 25,000 rows). ``rows`` are dicts with the same keys, or, with ``columns``, tuples in that order. Values go
     through each column type's own bind processor, so what is stored is exactly what the ORM would store; a column
@@ -144,7 +145,8 @@ def bulk_insert(conn, table, rows: list, columns: Sequence[str] | None = None,
     statements (each several MB once prepared) sit in the driver's statement cache. With ``execute``, the
     statements are handed to it (``execute(sql, params)``, e.g. to queue them on a writer thread) instead of being
     run at once: all the Python work is done here. With ``leave_rest``, only whole statements are written and the
-    rows left over are returned (for a caller that writes more rows later). PostgreSQL: COPY, at once."""
+    rows left over are returned (for a caller that writes more rows later); with ``rest_in_one``, the last rows go
+    in one statement of their own size (for that caller's very last call). PostgreSQL: COPY, at once."""
     if not rows:
         return []
     if columns is None:
@@ -185,7 +187,7 @@ def bulk_insert(conn, table, rows: list, columns: Sequence[str] | None = None,
     start = 0
     while start < len(params):
         left = len(params) - start
-        size = per_statement if left >= per_statement else 1 << (left.bit_length() - 1)
+        size = per_statement if left >= per_statement else left if rest_in_one else 1 << (left.bit_length() - 1)
         execute(head + ", ".join([group] * size), tuple(chain.from_iterable(params[start : start + size])))
         start += size
     return rest

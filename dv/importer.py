@@ -942,7 +942,8 @@ class _Import:
         (``everything``), so the driver caches a few prepared statements, not one per chunk."""
         if self.sqlite:
             def write(table, rows, columns):
-                return bulk_insert(self.conn, table, rows, columns, execute=self._queue, leave_rest=not everything)
+                return bulk_insert(self.conn, table, rows, columns, execute=self._queue, leave_rest=not everything,
+                                   rest_in_one=everything)
         else:
             def write(table, rows, columns):
                 if rows:
