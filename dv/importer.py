@@ -114,6 +114,7 @@ class ImportResult:
     children: int = 0
     errors: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
+    alerts: dict = field(default_factory=dict)  # Operation Encompass alerts raised (dv.encompass.generate_alerts)
 
     def to_json(self) -> dict:
         return {
@@ -1060,12 +1061,27 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     result.warnings.sort(key=lambda w: w.row or 0)  # the header's warnings, then each notification's, in file order
     if batch is not None:
         _finish_batch(session, batch, result)
+        _raise_alerts(session, batch.id, result, user, actor, progress)
     audit.record(session, user, "import_dry_run" if dry_run else "import", "import_batch", result.batch_id,
                  username=actor, file=file_name, sha256=sha256, profile=profile.name,
                  counts={k: v for k, v in result.to_json().items() if isinstance(v, int) and k != "batch_id"})
     if progress:
         progress(1.0, "Done")
     return result
+
+
+def _raise_alerts(session: Session, batch_id: int, result: ImportResult, user: User | None, actor: str | None,
+                  progress: Progress | None) -> None:
+    """Operation Encompass: the notifications this batch created or changed get their children's alerts in the
+    same transaction, so no child is ever imported without one (``dv.encompass.generate_alerts``)."""
+    from dv.encompass import generate_alerts
+
+    if progress:
+        progress(0.97, "Raising Operation Encompass alerts")
+    table = Notification.__table__
+    ids = list(session.connection().execute(
+        select(table.c.id).where(table.c.last_batch_id == batch_id)).scalars())
+    result.alerts = generate_alerts(session, ids, user=user, actor=actor or "import")
 
 
 def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | None) -> None:

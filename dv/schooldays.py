@@ -60,18 +60,29 @@ class TermDates:
         return (day.weekday() < 5 and day not in _bank_holidays(day.year) and day not in cal.closures
                 and cal.in_term(day))
 
-    def deadline(self, urn: str | None, incident_at: dt.datetime) -> dt.datetime:
+    def deadline(self, urn: str | None, incident_at: dt.datetime, *, strict: bool = False) -> dt.datetime:
         """The start of the first school day of ``urn``'s setting after ``incident_at`` (both wall-clock).
-        Raises TermDatesError when the file has no school day within a year of the incident."""
+
+        When the file has no school day within a year of the incident (its terms have run out, or an old incident
+        is imported) every weekday that is not a bank holiday counts as a school day: an alert is never left
+        without a deadline and an import never fails for it. ``strict`` raises TermDatesError instead."""
+        found = self._first_day(incident_at, lambda day: self.is_school_day(urn, day))
+        if found is not None:
+            return found
+        if strict:
+            raise TermDatesError(f"No school day within {SEARCH_DAYS} days of {incident_at:%d/%m/%Y} for setting "
+                                 f"{urn or '(default)'}: add the next terms to the term dates file.")
+        return self._first_day(incident_at, lambda day: day.weekday() < 5 and day not in _bank_holidays(day.year))
+
+    def _first_day(self, incident_at: dt.datetime, school_day) -> dt.datetime | None:
         day = incident_at.date()
-        if self.is_school_day(urn, day) and incident_at < dt.datetime.combine(day, self.school_day_starts):
+        if school_day(day) and incident_at < dt.datetime.combine(day, self.school_day_starts):
             return dt.datetime.combine(day, self.school_day_starts)
         for _ in range(SEARCH_DAYS):
             day += dt.timedelta(days=1)
-            if self.is_school_day(urn, day):
+            if school_day(day):
                 return dt.datetime.combine(day, self.school_day_starts)
-        raise TermDatesError(f"No school day within {SEARCH_DAYS} days of {incident_at:%d/%m/%Y} for setting "
-                             f"{urn or '(default)'}: add the next terms to the term dates file.")
+        return None
 
 
 def _date(value, where: str) -> dt.date:

@@ -65,3 +65,15 @@ def unaudited():
         yield
     finally:
         _unaudited_depth.reset(token)
+
+
+def drop_raised_alerts(session) -> None:
+    """Delete the Operation Encompass alerts an import raised by itself, for tests that set up exactly the alerts
+    they reason about (retention, the access matrix)."""
+    from sqlalchemy import delete
+
+    from dv.models import EncompassAlert
+
+    with unaudited():
+        session.execute(delete(EncompassAlert))
+        session.commit()

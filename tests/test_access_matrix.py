@@ -27,7 +27,7 @@ from dv.notifications import list_notifications, notification_detail
 from dv.profiles import load_profile
 from meetings.actions import Conflict, create_action, list_actions, update_action
 from meetings.models import Action
-from tests.factories import NOW, START, extract, records, unaudited
+from tests.factories import NOW, START, drop_raised_alerts, extract, records, unaudited
 
 PASSWORD = "correct-horse-staple-7"
 CSC, PROBATION, HOUSING = 2, 6, 7  # agency ids seeded by migration 0002
@@ -71,6 +71,7 @@ def world(session, tmp_path) -> World:
         session.commit()
     import_file(session, extract(tmp_path, "niche_wide", records(6, seed=41)), load_profile("niche_wide"), now=NOW)
     session.commit()
+    drop_raised_alerts(session)  # the world holds exactly the alerts below
     n = sorted(r[0] for r in session.connection().execute(select(Notification.__table__.c.id)))
     w = World(users, n)
     coord = users["coordinator"]
@@ -247,6 +248,7 @@ def template_db(tmp_path_factory):
     with Session(get_engine(url)) as s:
         import_file(s, extract(path.parent, "niche_wide", records(6, seed=42)), load_profile("niche_wide"), now=NOW)
         s.commit()
+        drop_raised_alerts(s)
     get_engine(url).dispose()
     return path
 

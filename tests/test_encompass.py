@@ -62,12 +62,13 @@ def hub(session, monkeypatch):
     return {"coord": coord, "stmarys": stmarys, "sherwood": sherwood}
 
 
-def imported(session, tmp_path, children: list[dict], n: int = 1, when: dt.datetime = SAT, **kw) -> int:
+def imported(session, tmp_path, children: list[dict], n: int = 1, when: dt.datetime = SAT, **kw) -> tuple[int, dict]:
+    """Import one notification with these children; returns its id and the alerts the import raised."""
     record = rec(n, when, crime=False, risk="medium", children=children, **kw)
     record["circumstances"] = "Verbal argument overheard by neighbours; <b>children</b> upstairs."
-    load(session, tmp_path, [record], f"enc{n}")
+    result = load(session, tmp_path, [record], f"enc{n}")
     nid = session.execute(select(Notification.id).where(Notification.police_ref == record["police_ref"])).scalar_one()
-    return nid
+    return nid, result.alerts
 
 
 def alerts(session) -> dict[str, dict]:
@@ -76,7 +77,7 @@ def alerts(session) -> dict[str, dict]:
 
 
 def test_which_children_get_an_alert_and_where_it_goes(session, tmp_path, hub):
-    nid = imported(session, tmp_path, [
+    nid, first = imported(session, tmp_path, [
         kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary"),  # 7: resolved
         kid("Ben", dt.date(2023, 1, 1), "Little Acorns Nursery"),  # 3: nursery, off by default
         kid("Cara", dt.date(2009, 6, 1), "Home educated", present=False),  # 17: the EHE officer
@@ -84,13 +85,13 @@ def test_which_children_get_an_alert_and_where_it_goes(session, tmp_path, hub):
         kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy"),  # misspelt: to resolve, with candidates
         kid("Eve", dt.date(2008, 1, 1), "Sherwood Academy"),  # 18: not school age
     ])
-    nid2 = imported(session, tmp_path, [
+    nid2, second = imported(session, tmp_path, [
         kid("Fay", dt.date(2022, 11, 21), None),  # 4 on the incident date (birthday), no school named
         kid("Gus", None, "Sherwood Academy"),  # no date of birth, a school named: alerted
     ], n=2, person=victim(2))
-    counts = enc.generate_alerts(session, [nid, nid2], actor="import")
-    session.commit()
+    counts = {k: first[k] + second[k] for k in first}  # raised by the imports themselves
     assert counts == {"created": 6, "to_resolve": 2, "home_educated": 1, "relinked": 0, "not_school_age": 2}
+    assert enc.generate_alerts(session, [nid, nid2])["created"] == 0  # idempotent
     got = alerts(session)
     assert set(got) == {"Ava", "Cara", "Dan", "Fay", "Gus", "Hal"}
     assert (got["Ava"].school_urn, got["Ava"].resolution.value) == ("100001", "resolved")
@@ -112,13 +113,21 @@ def test_which_children_get_an_alert_and_where_it_goes(session, tmp_path, hub):
     # idempotent: again, nothing new
     assert enc.generate_alerts(session, [nid])["created"] == 0
     assert session.execute(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.entity == "encompass_alert", AuditEvent.username == "import")).scalar_one() == 1
+        AuditEvent.entity == "encompass_alert", AuditEvent.username == "import")).scalar_one() == 2  # one per import
+
+
+def test_the_import_raises_the_alerts_in_its_own_transaction(session, tmp_path, hub):
+    record = rec(5, SAT, children=[kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+    result = load(session, tmp_path, [record], "hook")
+    assert result.alerts["created"] == 1
+    assert alerts(session)["Ava"].school_urn == "100001"
+    assert load(session, tmp_path, [record], "hook-again").alerts["created"] == 0  # unchanged: nothing new
 
 
 def test_nursery_setting_and_a_smaller_disclosure_are_settings(session, tmp_path, hub, monkeypatch):
     monkeypatch.setenv("DV_ENCOMPASS_NURSERY", "1")
     monkeypatch.setenv("DV_ENCOMPASS_FIELDS", "child,setting,police_ref")
-    nid = imported(session, tmp_path, [kid("Ben", dt.date(2023, 1, 1), "Little Acorns Nursery"),
+    nid, _ = imported(session, tmp_path, [kid("Ben", dt.date(2023, 1, 1), "Little Acorns Nursery"),
                                        kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
     enc.generate_alerts(session, [nid])
     session.commit()
@@ -130,13 +139,11 @@ def test_nursery_setting_and_a_smaller_disclosure_are_settings(session, tmp_path
 
 def test_a_reimport_that_rewrites_the_children_raises_no_second_alert(session, tmp_path, hub):
     children = [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")]
-    nid = imported(session, tmp_path, children)
+    nid, _ = imported(session, tmp_path, children)
     enc.generate_alerts(session, [nid])
     session.commit()
     children.append(kid("Zed", dt.date(2016, 3, 3), "St Marys CofE Primary"))  # the police add a sibling
-    imported(session, tmp_path, children)
-    counts = enc.generate_alerts(session, [nid])
-    session.commit()
+    _, counts = imported(session, tmp_path, children)
     assert (counts["created"], counts["relinked"]) == (1, 1)
     assert sorted(alerts(session)) == ["Ava", "Zed"]
     assert session.execute(select(func.count()).select_from(EncompassAlert)
@@ -145,7 +152,7 @@ def test_a_reimport_that_rewrites_the_children_raises_no_second_alert(session, t
 
 def test_resolving_remembers_the_spelling(session, tmp_path, hub):
     coord = hub["coord"]
-    nid = imported(session, tmp_path, [kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy")])
+    nid, _ = imported(session, tmp_path, [kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy")])
     enc.generate_alerts(session, [nid])
     session.commit()
     hal = alerts(session)["Hal"]
@@ -163,7 +170,7 @@ def test_resolving_remembers_the_spelling(session, tmp_path, hub):
         enc.resolve_alert(session, coord, hal.id, urn="100002", expected_version=hal.version - 1)
     session.rollback()
     assert session.execute(select(SchoolAlias.school_urn)).scalars().all() == ["100002"]
-    other = imported(session, tmp_path, [kid("Ola", dt.date(2015, 2, 2), "SHERWOD ACADMY")], n=2,
+    other, _ = imported(session, tmp_path, [kid("Ola", dt.date(2015, 2, 2), "SHERWOD ACADMY")], n=2,
                      person=victim(2))
     enc.generate_alerts(session, [other])
     session.commit()
@@ -174,7 +181,7 @@ def test_notice_email_scope_acknowledgement_and_escalation(session, tmp_path, hu
     server, port = smtp
     monkeypatch.setenv("DV_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("DV_SMTP_PORT", str(port))
-    nid = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary"),
+    nid, _ = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary"),
                                        kid("Gus", None, "Sherwood Academy")])
     enc.generate_alerts(session, [nid])
     session.commit()
@@ -221,7 +228,7 @@ def test_notice_email_scope_acknowledgement_and_escalation(session, tmp_path, hu
 
 
 def test_cli_listing(session, tmp_path, hub):
-    nid = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+    nid, _ = imported(session, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
     enc.generate_alerts(session, [nid])
     session.commit()
     rows = enc.job_list(session, start=dt.date(2026, 11, 21), end=dt.date(2026, 11, 21))
@@ -255,7 +262,7 @@ def test_cli_list_and_send(tmp_path, smtp, monkeypatch):  # noqa: F811
                 s.execute(insert(KeyAdult), [{"school_urn": "100001", "name": "Dee", "email": "dsl@stmarys.example",
                                               "active": True, "version": 1}])
                 s.commit()
-            nid = imported(s, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
+            nid, _ = imported(s, tmp_path, [kid("Ava", dt.date(2019, 5, 1), "St Marys CofE Primary")])
             enc.generate_alerts(s, [nid], actor="test")
             s.commit()
     finally:

@@ -49,13 +49,15 @@ def terms(tmp_path):
     ("123456", "27/11/2026 18:00", "01/12/2026 08:30"),  # the academy's INSET day Monday 30/11
     (None, "27/11/2026 18:00", "30/11/2026 08:30"),  # ... which other settings do not have
     ("654321", "23/10/2026 17:00", "09/11/2026 08:30"),  # the independent school's longer half-term
-    ("654321", "11/12/2026 10:00", None),  # its calendar in the file ends: an error, not a guess
+    ("654321", "11/12/2026 10:00", None),  # its calendar in the file ends: an error when strict
     ("999999", "20/11/2026 18:00", "23/11/2026 08:30"),  # a setting without its own entry: the default
 ])
 def test_deadlines(terms, urn, incident, due):
     if due is None:
         with pytest.raises(TermDatesError, match="No school day within 400 days"):
-            terms.deadline(urn, at(incident))
+            terms.deadline(urn, at(incident), strict=True)
+        # not strict (the import): every weekday that is not a bank holiday counts, so there is always a deadline
+        assert terms.deadline(urn, at(incident)) == at("14/12/2026 08:30")
     else:
         assert terms.deadline(urn, at(incident)) == at(due)
 
