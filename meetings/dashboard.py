@@ -313,17 +313,26 @@ def _notification_sections(conn, sql: _Sql, start, end, lo, hi, bucket, note_fil
     children = select(func.count()).select_from(child).where(*is_child).scalar_subquery()
     under5 = exists().where(*is_child, child.c.dob.is_not(None),
                             child.c.dob > sql.minus_years_date(n.c.incident_at, 5))
+    # MARAC repeat: nested EXISTS so each level is an index look-up (the victim's earlier notifications by
+    # (victim_id, incident_at); their cases by notification_id; the decision by the unique (case_id, decision))
+    # instead of a join the planner may start from every MARAC decision.
     cr, cd, mt, vn = CR.alias("mcr"), CD.alias("mcd"), M.alias("mm"), N.alias("vn")
-    marac = (exists().select_from(vn.join(cr, cr.c.notification_id == vn.c.id)
-                                  .join(cd, cd.c.case_id == cr.c.id).join(mt, mt.c.id == cr.c.meeting_id))
-             .where(vn.c.victim_id == n.c.victim_id, cd.c.decision == Decision.marac_referral.value,
-                    mt.c.meeting_date < sql.to_date(n.c.incident_at),
-                    mt.c.meeting_date >= sql.to_date(sql.minus_days(n.c.incident_at, days_back))))
+    referred = exists().where(cd.c.case_id == cr.c.id, cd.c.decision == Decision.marac_referral.value)
+    case_referred = (exists().select_from(cr.join(mt, mt.c.id == cr.c.meeting_id))
+                     .where(cr.c.notification_id == vn.c.id, referred,
+                            mt.c.meeting_date < sql.to_date(n.c.incident_at),
+                            mt.c.meeting_date >= sql.to_date(sql.minus_days(n.c.incident_at, days_back))))
+    case_referred = case_referred.correlate(n, vn)
+    marac = exists().where(vn.c.victim_id == n.c.victim_id, vn.c.incident_at < n.c.incident_at,
+                           vn.c.incident_at >= sql.minus_days(n.c.incident_at, days_back + 31),
+                           case_referred).correlate(n)
+    # OFFSET 0 keeps SQLite from flattening the subquery into the GROUP BY (which would evaluate each correlated
+    # subquery once per use instead of once per notification); harmless on PostgreSQL.
     facts = (select(n.c.incident_at, n.c.stream, n.c.risk, n.c.victim_id,
                     prior_count.label("prior"), children.label("children"),
                     case((under5, 1), else_=0).label("under5"),
                     case((and_(n.c.victim_id.is_not(None), marac), 1), else_=0).label("marac"))
-             .where(n.c.incident_at >= lo, n.c.incident_at < hi, *note_filter(n)).subquery())
+             .where(n.c.incident_at >= lo, n.c.incident_at < hi, *note_filter(n)).offset(0).subquery())
     f = facts
     day = sql.day(f.c.incident_at)
     bkey = sql.bucket(f.c.incident_at, bucket)
