@@ -43,9 +43,12 @@ def lookup_people(conn, force: str, pids: list[str], keys: list[str]) -> tuple[d
     for column, values, out in (("police_person_id", pids, by_pid), ("match_key", keys, by_key)):
         for i in range(0, len(values), per_statement):
             part = values[i : i + per_statement]
+            # padded with NULLs (which match nothing) to a power of two: a few distinct statements in the driver's
+            # cache of prepared statements, not one per chunk size
+            size = min(per_statement, 1 << (len(part) - 1).bit_length())
             sql = (f"SELECT id, {column} FROM person WHERE force = {mark} AND {column} IN "
-                   f"({', '.join([mark] * len(part))}) ORDER BY id")
-            cursor.execute(sql, (force, *part))
+                   f"({', '.join([mark] * size)}) ORDER BY id")
+            cursor.execute(sql, (force, *part, *[None] * (size - len(part))))
             for person_id, value in cursor.fetchall():
                 out.setdefault(value, person_id)
     return by_pid, by_key
