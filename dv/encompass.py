@@ -123,7 +123,9 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
                     actor: str | None = None, settings: Settings | None = None) -> dict:
     """Create the alerts the imported (or updated) notifications need. Idempotent: a child who already has an
     alert on that notification (found by link, or by child key after a re-import rewrote the people) gets none.
-    Runs in the caller's transaction (the import's), audited as one row."""
+    Runs in the caller's transaction (the import's), audited as one row. Works 500 notifications at a time and
+    writes each chunk at once (``core.db.bulk_insert``), so a 100,000-row import holds one chunk's alerts."""
+    from core.db import bulk_insert
     from dv.schooldays import load_term_dates
     from dv.schools import SchoolResolver
 
@@ -134,21 +136,35 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
         return counts
     conn = session.connection()
     terms = load_term_dates()
+    starts = terms.school_day_starts
+    deadlines: dict[tuple, dt.datetime] = {}  # (urn, day, before the school day starts) -> deadline
+
+    def deadline(urn: str | None, incident: dt.datetime) -> dt.datetime:
+        key = (urn, incident.date(), incident.time() < starts)
+        if key not in deadlines:
+            deadlines[key] = terms.deadline(urn, incident)
+        return deadlines[key]
+
     resolver = None
-    rows: list[dict] = []
+    resolved: dict[str, object] = {}  # typed name -> Resolution (an extract repeats its schools)
+    names: dict[str, str | None] = {}  # urn -> school name
+    now = utcnow()
+    columns = ("notification_id", "child_link_id", "child_key", "school_urn", "school_typed", "resolution",
+               "candidates", "incident_at", "due_at", "status", "disclosed", "created_at_utc", "version")
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         existing = {(r.notification_id, r.child_key): (r.id, r.child_link_id) for r in conn.execute(
             select(E.c.id, E.c.notification_id, E.c.child_key, E.c.child_link_id)
             .where(E.c.notification_id.in_(chunk)))}
         linked = {link for _, link in existing.values() if link is not None}
+        rows = []
         for child in _children(conn, chunk):
             if child["link_id"] in linked:
                 continue
             key = child_key(child["surname"], child["forename"], child["dob"])
             found = existing.get((child["notification_id"], key))
             if found is not None:
-                if found[1] is None:  # the import rewrote this notification's people: point at the new link
+                if found[1] is None and found[0] is not None:  # the import rewrote the people: the new link
                     conn.execute(update(E).where(E.c.id == found[0]).values(child_link_id=child["link_id"]))
                     counts["relinked"] += 1
                 continue
@@ -156,39 +172,32 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
             if incident is None or not _in_scope(child["dob"], child["school_name"], incident.date(), settings):
                 counts["not_school_age"] += 1
                 continue
-            if resolver is None:
-                resolver = SchoolResolver(session, preferred_las=list(settings.local_authorities) or None)
-            res = resolver.resolve(child["school_name"] or "")
+            typed = child["school_name"] or ""
+            if typed not in resolved:
+                if resolver is None:
+                    resolver = SchoolResolver(session, preferred_las=list(settings.local_authorities) or None)
+                resolved[typed] = resolver.resolve(typed)
+            res = resolved[typed]
             if res.home_educated:
                 urn, resolution = EHE_URN, SchoolResolution.home_educated
             elif res.urn and res.certain:
                 urn, resolution = res.urn, SchoolResolution.resolved
             else:
                 urn, resolution = None, SchoolResolution.to_resolve
-            rows.append({"child": child, "key": key, "urn": urn, "resolution": resolution,
-                         "candidates": res.candidates, "reason": res.reason,
-                         "due_at": terms.deadline(urn if resolution == SchoolResolution.resolved else None,
-                                                  incident)})
+            if urn is not None and urn not in names:
+                names.update(_school_names(conn, [urn]) or {urn: None})
+            to_resolve = resolution == SchoolResolution.to_resolve
+            rows.append((
+                child["notification_id"], child["link_id"], key, urn, typed or None, resolution,
+                json.dumps({"why": res.reason, "candidates": res.candidates}, default=str) if to_resolve else None,
+                incident, deadline(urn if resolution == SchoolResolution.resolved else None, incident),
+                AlertStatus.queued, json.dumps(_disclosed(child, names.get(urn), settings), sort_keys=True), now, 1))
             existing[(child["notification_id"], key)] = (None, child["link_id"])
-    names = _school_names(conn, [r["urn"] for r in rows])
-    now = utcnow()
-    values = []
-    for r in rows:
-        child = r["child"]
-        values.append(dict(
-            notification_id=child["notification_id"], child_link_id=child["link_id"], child_key=r["key"],
-            school_urn=r["urn"], school_typed=(child["school_name"] or None), resolution=r["resolution"],
-            candidates=json.dumps({"why": r["reason"], "candidates": r["candidates"]}, default=str)
-            if r["resolution"] == SchoolResolution.to_resolve else None,
-            incident_at=child["incident_at"], due_at=r["due_at"], status=AlertStatus.queued,
-            disclosed=json.dumps(_disclosed(child, names.get(r["urn"]), settings), sort_keys=True),
-            created_at_utc=now, version=1))
-        counts["created"] += 1
-        counts["to_resolve"] += r["resolution"] == SchoolResolution.to_resolve
-        counts["home_educated"] += r["resolution"] == SchoolResolution.home_educated
-    if values:
-        conn.execute(insert(E), values)
-    if values or counts["relinked"]:
+            counts["created"] += 1
+            counts["to_resolve"] += to_resolve
+            counts["home_educated"] += resolution == SchoolResolution.home_educated
+        bulk_insert(conn, E, rows, columns=columns)
+    if counts["created"] or counts["relinked"]:
         audit.record(session, user, "change", "encompass_alert", None, created=counts["created"],
                      to_resolve=counts["to_resolve"], home_educated=counts["home_educated"],
                      relinked=counts["relinked"], notifications=len(ids),
