@@ -106,6 +106,8 @@ class Notification(SQLModel, table=True):
         # foreign keys that deletes (retention) check: without these, each deleted batch scans the table
         Index("ix_notification_first_batch", "first_batch_id"),
         Index("ix_notification_last_batch", "last_batch_id"),
+        # the dashboard: notifications by incident time, covering what it groups and filters by
+        Index("ix_notification_dashboard", "incident_at", "stream", "risk", "victim_id", "force", "postcode"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -201,6 +203,8 @@ class EncompassAlert(SQLModel, table=True):
     __table_args__ = (Index("ix_alert_school_status", "school_urn", "status", "due_at"),
                       Index("ix_alert_status_due", "status", "due_at"),
                       Index("ix_alert_resolution", "resolution"),
+                      Index("ix_alert_incident", "incident_at", "due_at", "notified_at_utc", "acknowledged_at_utc",
+                            "resolution"),  # the dashboard: alerts by incident time, covering what it counts
                       Index("ix_alert_notification_child", "notification_id", "child_key"),
                       UniqueConstraint("child_link_id", name="uq_alert_child_link"))
 

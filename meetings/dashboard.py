@@ -47,7 +47,7 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import (Date, Float, Integer, and_, case, cast, exists, func, literal, literal_column, or_, select,
+from sqlalchemy import (Date, and_, case, cast, exists, func, literal, literal_column, or_, select, text,
                         true)
 from sqlmodel import Session
 
@@ -424,8 +424,9 @@ def _meetings(conn, sql: _Sql, start, end, bucket, via_notification) -> dict:
             or_(M.c.status.in_(("open", "closed")), M.c.opened_at_utc.is_not(None))]
     bkey = sql.bucket(M.c.meeting_date, bucket)
     discussed = [CR.c.discussed == true(), *via_notification(CR.c.notification_id)]
-    cases_per = (select(CR.c.meeting_id, func.count().label("cases")).where(*discussed)
-                 .group_by(CR.c.meeting_id).subquery())
+    held_ids = select(M.c.id).where(*held)
+    cases_per = (select(CR.c.meeting_id, func.count().label("cases"))
+                 .where(CR.c.meeting_id.in_(held_ids), *discussed).group_by(CR.c.meeting_id).subquery())
     rows = conn.execute(select(bkey.label("bucket"), func.count().label("meetings"),
                                func.coalesce(func.sum(cases_per.c.cases), 0).label("cases"))
                         .select_from(M.outerjoin(cases_per, cases_per.c.meeting_id == M.c.id))
@@ -438,7 +439,6 @@ def _meetings(conn, sql: _Sql, start, end, bucket, via_notification) -> dict:
         by_bucket.append({"bucket": k, "meetings": m, "cases": c, "cases_per_meeting": _r(c / m) if m else None})
     meetings = sum(b["meetings"] for b in by_bucket)
     cases = sum(b["cases"] for b in by_bucket)
-    held_ids = select(M.c.id).where(*held)
     case_base = select(CR.c.id).where(CR.c.meeting_id.in_(held_ids), *discussed)
     median_s = _median(conn, sql, CR.c.seconds_spent, case_base)
     mean_s = conn.execute(case_base.with_only_columns(func.avg(CR.c.seconds_spent))).scalar()
@@ -490,10 +490,11 @@ def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification)
                                n(A.c.status.in_(("open", "in_progress"))).label("open"))
                         .where(*agreed).group_by(A.c.agency_id)).mappings().all()
     by_agency = {r["agency_id"]: r for r in rows}
-    days = sql.hours(A.c.created_at_utc, A.c.completed_at_utc) / 24.0
-    medians = _median(conn, sql, days, select(A.c.id).where(*agreed, done, A.c.completed_at_utc.is_not(None)),
-                      group=A.c.agency_id)
-    overall = _median(conn, sql, days, select(A.c.id).where(*agreed, done, A.c.completed_at_utc.is_not(None)))
+    # days to complete, NULL unless done: the status test sits in the value, not the WHERE, so the planner reads
+    # the range from ix_action_created instead of every done action through ix_action_status_due
+    days = case((done, sql.hours(A.c.created_at_utc, A.c.completed_at_utc) / 24.0), else_=None)
+    medians = _median(conn, sql, days, select(A.c.id).where(*agreed), group=A.c.agency_id)
+    overall = _median(conn, sql, days, select(A.c.id).where(*agreed))
     names = conn.execute(select(G.c.id, G.c.name, G.c.active).order_by(G.c.name)).all()
     out, total = [], defaultdict(int)
     for agency_id, name, active in names:
@@ -758,4 +759,8 @@ def export_dashboard(session: Session, user: User | None, figures: dict, *, supp
 def forces(session: Session, user: User | None) -> list[str]:
     """The forces notifications came from (for the page's filter)."""
     require(session, user, "view_dashboard")
-    return list(session.connection().execute(select(N.c.force).distinct().order_by(N.c.force)).scalars())
+    # a skip scan of the (force, police_ref) unique index: one seek per force instead of reading every notification
+    stmt = text("WITH RECURSIVE f(force) AS (SELECT min(force) FROM notification UNION ALL "
+                "SELECT (SELECT min(n.force) FROM notification n WHERE n.force > f.force) FROM f "
+                "WHERE f.force IS NOT NULL) SELECT force FROM f WHERE force IS NOT NULL")
+    return list(session.connection().execute(stmt).scalars())

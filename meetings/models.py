@@ -31,7 +31,10 @@ class Action(SQLModel, table=True):
     __table_args__ = (Index("ix_action_agency_status_due", "agency_id", "status", "due_at"),
                       Index("ix_action_status_due", "status", "due_at"),  # the agenda's overdue-actions review
                       Index("ix_action_agency_case", "agency_id", "case_id"),  # an agency's cases (scope)
-                      Index("ix_action_agency_completed", "agency_id", "completed_at_utc", "id"))  # completed first
+                      Index("ix_action_agency_completed", "agency_id", "completed_at_utc", "id"),  # completed first
+                      # the dashboard: actions agreed in a range, covering what it counts
+                      Index("ix_action_created", "created_at_utc", "agency_id", "status", "due_at",
+                            "completed_at_utc"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     notification_id: int = Field(
