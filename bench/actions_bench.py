@@ -412,8 +412,11 @@ def generate(url: str, n_notes: int, n_actions: int, seed: int, end: dt.date) ->
             conn.exec_driver_sql("VACUUM ANALYZE")
         timings["vacuum_analyze_s"] = round(time.perf_counter() - t, 2)
     else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = engine.raw_connection()  # outside a transaction: every SQLAlchemy one begins IMMEDIATE (core.db)
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
     engine.dispose()
     return {"end_date": end.isoformat(), "next_meeting_day": meeting_day.isoformat(), "counts": counts,
             "cases": len(cases), "statuses": status_counts, "span": [span_start.isoformat(), span_end.isoformat()],

@@ -541,8 +541,11 @@ def child_generate(url: str, n: int, seed: int, end: str) -> dict:
             conn.exec_driver_sql("VACUUM ANALYZE")
         timings["vacuum_analyze_s"] = round(time.perf_counter() - t, 2)
     else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = engine.raw_connection()  # outside a transaction: every SQLAlchemy one begins IMMEDIATE (core.db)
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
     engine.dispose()
     return {"meeting_day": gen.meeting_day.isoformat(), "counts": counts, "people": len(gen.p_surname),
             "repeat_notifications": sum(1 for e in extras if e[0]), "timings": timings,
