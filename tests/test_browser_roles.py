@@ -17,7 +17,7 @@ from dv.models import AlertStatus, EncompassAlert, Notification
 from dv.profiles import load_profile
 from meetings.actions import create_action
 from meetings.models import Action, ActionStatus
-from tests.factories import NOW, extract, records
+from tests.factories import NOW, drop_raised_alerts, extract, records
 from tests.test_browser_import import sign_in
 
 pytestmark = pytest.mark.browser
@@ -32,6 +32,8 @@ def seeded(streamlit_app, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("roles")
     with Session(engine, expire_on_commit=False) as s:
         import_file(s, extract(tmp, "niche_wide", records(3, seed=51)), load_profile("niche_wide"), now=NOW)
+        s.commit()
+        drop_raised_alerts(s)  # this world holds exactly the two alerts below
         ids = sorted(s.execute(select(Notification.id)).scalars().all())
         coord = create_user(s, None, username="roles.coord", display_name="Roles Coord", role=UserRole.coordinator,
                             password=PASSWORD)
