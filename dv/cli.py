@@ -107,7 +107,9 @@ def cmd_demo(args) -> int:
     migrate()
     with session_scope() as session:
         summary = load_demo(session, None, days=args.days, actor=_actor())
-    _print(args, summary, f"Demo data loaded: {summary['notifications']} notifications over {args.days} days.")
+    _print(args, summary, f"Demo data loaded: {summary['notifications']} notifications over {args.days} days; "
+                          f"{summary['alerts']} Operation Encompass alerts ({summary['alerts_to_resolve']} to resolve) "
+                          f"for {summary['schools']} demo schools.")
     return 0
 
 

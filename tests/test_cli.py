@@ -77,3 +77,6 @@ def test_user_add_first_coordinator_then_demo(sqlite_url):
     assert out.returncode == 0, out.stderr
     demo = json.loads(out.stdout)
     assert demo["notifications"] == 60 and demo["crime"] + demo["non_crime"] == 60
+    # the demo's own schools directory: most of its children's alerts reach a school, misspellings wait
+    assert demo["schools"] == 16 and 0 < demo["alerts_to_resolve"] < demo["alerts"]
+    assert dv("demo", "--days", "3", "--json", db_url=sqlite_url).returncode == 0  # twice: schools kept once
