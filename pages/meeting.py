@@ -86,11 +86,21 @@ by_item = {c["item_id"]: c for c in cases}
 order = [c["item_id"] for c in cases]
 current = next((c["item_id"] for c in cases if c["current"]), None)
 nav = st.columns([6, 1, 1])
-chosen = nav[0].selectbox("Case", order, index=order.index(current) if current in order else 0, key=f"case_{current}",
+case_key = f"case_{current}"  # a new key when the case on screen changes, so the box shows it
+
+
+def pick() -> None:
+    """Choosing a case in the box puts it on screen (a callback: it runs once per choice, never in a loop)."""
+    act(mt.go_to_case, mid, st.session_state[case_key])
+
+
+chosen = nav[0].selectbox("Case", order, index=order.index(current) if current in order else 0, key=case_key,
+                          on_change=pick if status == "open" else None,
                           format_func=lambda i: f"{by_item[i]['position']}. {by_item[i]['police_ref']} – "
                                                 f"{label(by_item[i]['risk'])}" + (" ✓" if by_item[i]['discussed'] else ""))
 if status == "open":
-    if chosen != current:
+    if current is None and not st.session_state.get(f"timer_started_{mid}"):
+        st.session_state[f"timer_started_{mid}"] = True  # once: the first case goes on screen, its timer starts
         act(mt.go_to_case, mid, chosen)
         st.rerun()
     at = order.index(chosen)
