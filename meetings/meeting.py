@@ -176,7 +176,6 @@ def meeting_view(session: Session, user: User, meeting_date: dt.date, *, log_vie
         select(AM.c.at_utc, AM.c.entity, AM.c.entity_id, AM.c.summary, User.__table__.c.display_name.label("by"))
         .outerjoin(User.__table__, User.__table__.c.id == AM.c.by_id)
         .where(AM.c.meeting_id == meeting["id"], visible(user, "meeting_amendment")).order_by(AM.c.id)).mappings()]
-    view["carried_forward"] = carried_forward(session, user, meeting)
     if log_view:
         audit.record(session, user, "view", "meeting", meeting["id"], meeting_date=meeting_date,
                      record="meeting", cases=len(cases))
@@ -553,6 +552,8 @@ def export_minutes(session: Session, user: User, meeting_date: dt.date) -> bytes
     view = meeting_view(session, user, meeting_date, log_view=False)
     if view["meeting"] is None:
         raise MeetingError("There is no meeting on that date.")
+    # Only the minutes list them: the page, rerun at every click, never reads them.
+    view["carried_forward"] = carried_forward(session, user, view["meeting"])
     data = minutes_workbook(view)
     audit.record(session, user, "export", "meeting", view["meeting_id"], what="minutes", cases=len(view["cases"]))
     return data
