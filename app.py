@@ -8,8 +8,15 @@ import time
 
 import streamlit as st
 
-from core.auth import AuthError, PasswordRejected, authenticate, change_password, count_users, create_first_coordinator
-from core.db import migrate, session_scope
+from core.auth import (
+    AuthError,
+    PasswordRejected,
+    authenticate,
+    change_password,
+    count_users,
+    create_first_coordinator,
+)
+from core.db import migrate, read_scope, session_scope
 from core.scope import pages_for
 from core.settings import get_settings
 from pages.common import AUTH_KEY, current_user, sign_in, sign_out
@@ -161,11 +168,12 @@ def _session_expired() -> str | None:
 
 
 def main() -> None:
-    with session_scope() as session:
-        users = count_users(session)
-    if users == 0:
-        st.navigation([st.Page(first_run, title="First run", url_path="first-run")], position="hidden").run()
-        return
+    if not st.session_state.get(AUTH_KEY):  # someone signed in means the first run is long over: no query
+        with read_scope() as session:
+            users = count_users(session)
+        if users == 0:
+            st.navigation([st.Page(first_run, title="First run", url_path="first-run")], position="hidden").run()
+            return
     if reason := _session_expired():
         sign_out(reason)
     user = current_user()

@@ -49,11 +49,32 @@ def _engine_for(url: str) -> Engine:
         # SQLITE_BUSY_SNAPSHOT (the busy timeout does not apply) — a sign-in, a page view's audit row or a save
         # refused for no reason under load (found by bench/meeting_load.py). The price: transactions queue one
         # behind another; each interaction's is a few milliseconds, an import's a few seconds (busy timeout 30 s).
+        # A read-only session (``read_scope``) starts a deferred transaction instead: a WAL reader takes no lock at
+        # all, so the reads every page does on every rerun (who is signed in, is there any account) never queue
+        # behind a writer; it writes nothing, so SQLITE_BUSY_SNAPSHOT cannot arise.
         event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"))
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "before_cursor_execute", _refuse_writes_when_read_only)
     return engine
+
+
+READ_ONLY = "dadaily_read_only"
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A statement that writes, run in a ``read_scope`` session."""
+
+_READ_VERBS = ("SELECT", "WITH", "PRAGMA", "BEGIN", "SHOW", "SET")
+
+
+def _refuse_writes_when_read_only(conn, cursor, statement, parameters, context, executemany) -> None:
+    """A write inside ``read_scope`` is a programming error: refuse it loudly rather than let it be rolled back
+    unseen (an audit row lost) or, on SQLite, contend for the lock the deferred transaction does not hold."""
+    if conn.get_execution_options().get(READ_ONLY) and not statement.lstrip().upper().startswith(_READ_VERBS):
+        raise ReadOnlyViolation(f"write in a read-only session: {statement.split(None, 1)[0]}")
 
 
 @contextmanager
@@ -66,6 +87,17 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session for reads only (the signed-in user, counts): it takes no lock on SQLite and writes nothing; any
+    INSERT/UPDATE/DELETE in it raises. Use ``session_scope`` whenever the work may write, audit rows included."""
+    with Session((engine or get_engine()).execution_options(**{READ_ONLY: True}), expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 def alembic_config(url: str):

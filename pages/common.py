@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from core.auth import load_active_user
-from core.db import session_scope
+from core.db import read_scope
 from core.models import User
 
 AUTH_KEY = "auth"  # session_state: {"user_id", "login_at", "last_seen"} – plain values only, never ORM objects
@@ -18,7 +18,7 @@ def current_user() -> User | None:
     auth = st.session_state.get(AUTH_KEY)
     if not auth:
         return None
-    with session_scope() as session:
+    with read_scope() as session:  # every rerun of every page: no lock, so it never queues behind a writer
         user = load_active_user(session, auth["user_id"])
         if user is not None:
             session.expunge(user)

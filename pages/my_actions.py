@@ -5,10 +5,23 @@ import streamlit as st
 
 from core.db import session_scope
 from core.scope import Refused
-from meetings.actions import Conflict, action_context, action_history, list_actions, update_action
+from meetings.actions import (
+    Conflict,
+    action_context,
+    action_history,
+    list_actions,
+    update_action,
+)
 from meetings.meeting import DECISION_LABELS
 from meetings.models import ActionStatus, Decision
-from pages.common import current_user, enter_page, forget_version, label, mark_viewed, seen_version
+from pages.common import (
+    current_user,
+    enter_page,
+    forget_version,
+    label,
+    mark_viewed,
+    seen_version,
+)
 
 user = current_user()
 enter_page("my_actions")
@@ -19,6 +32,8 @@ with session_scope() as session:
 if conflict := st.session_state.pop("action_conflict", None):
     st.error(conflict[0])
     st.text(conflict[1])
+if refused := st.session_state.pop("action_refused", None):
+    st.error(refused)
 if saved := st.session_state.pop("action_saved", None):
     st.success(saved)
 if not actions:
@@ -61,31 +76,35 @@ statuses = [s.value for s in ActionStatus]
 version_key = f"action_{action['id']}"
 # Keys fixed per action: what the user typed survives a rerun, and the version they started from is kept.
 expected = seen_version(version_key, action["version"])
-with st.form(f"update_{action['id']}"):
-    status = st.selectbox("Status", statuses, index=statuses.index(ActionStatus(action["status"]).value),
-                          format_func=label, key=f"status_{action['id']}")
-    note = st.text_area("Note (needed for done, not possible and not done)", value=action["note"] or "",
-                        key=f"note_{action['id']}")
-    owner = st.text_input("Named owner", value=action["owner"] or "", key=f"owner_{action['id']}")
-    saved = st.form_submit_button("Save")
-if saved:
+
+
+def save(action_id: int, expected: int | None, version_key: str) -> None:
+    """Runs before the page does (a callback), so the page then shows the list as saved in one run, not two."""
     forget_version(version_key)
     try:
         with session_scope() as session:
-            update_action(session, user, action["id"], expected_version=expected, status=status, note=note,
-                          owner=owner)
+            update_action(session, current_user(), action_id, expected_version=expected,
+                          status=st.session_state[f"status_{action_id}"],
+                          note=st.session_state[f"note_{action_id}"], owner=st.session_state[f"owner_{action_id}"])
     except Conflict as exc:
         for field in ("status", "note", "owner"):  # show the stored values from now on
-            st.session_state.pop(f"{field}_{action['id']}", None)
+            st.session_state.pop(f"{field}_{action_id}", None)
         now = exc.current
         st.session_state["action_conflict"] = (str(exc), f"Now: {label(now['status'])} – {now['note'] or ''} "
                                                          f"(owner {now['owner'] or 'none'})")
     except (ValueError, Refused) as exc:
-        st.error(str(exc))
-        st.stop()
+        st.session_state["action_refused"] = str(exc)
     else:
         st.session_state["action_saved"] = "Saved."
-    st.rerun()
+
+
+with st.form(f"update_{action['id']}"):
+    st.selectbox("Status", statuses, index=statuses.index(ActionStatus(action["status"]).value),
+                 format_func=label, key=f"status_{action['id']}")
+    st.text_area("Note (needed for done, not possible and not done)", value=action["note"] or "",
+                 key=f"note_{action['id']}")
+    st.text_input("Named owner", value=action["owner"] or "", key=f"owner_{action['id']}")
+    st.form_submit_button("Save", on_click=save, args=(action["id"], expected, version_key))
 if history:
     st.caption("History")
     st.dataframe(pd.DataFrame(history)[["changed_at_utc", "by", "field", "old_value", "new_value"]],

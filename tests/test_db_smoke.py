@@ -73,3 +73,33 @@ def test_session_fixture_round_trip(session):
     session.commit()
     got = session.exec(select(Notification).where(Notification.police_ref == "PPN/RT")).one()
     assert got.stream is Stream.crime and got.incident_at == dt.datetime(2026, 3, 1, 22, 15)
+
+
+def test_read_scope_refuses_writes_and_leaves_nothing(engine):
+    from core.db import ReadOnlyViolation, read_scope
+
+    with pytest.raises(ReadOnlyViolation):
+        with read_scope(engine) as s:
+            s.add(_notification(police_ref="PPN/RO"))
+            s.flush()
+    with read_scope(engine) as s:
+        assert s.exec(select(Notification).where(Notification.police_ref == "PPN/RO")).first() is None
+
+
+def test_read_scope_does_not_wait_for_a_writer(engine):
+    """A page's per-rerun reads (who is signed in) must not queue behind an import or a save holding SQLite's write
+    lock: a read-only session reads the last committed state at once."""
+    import time
+
+    from core.db import read_scope, session_scope
+
+    with session_scope(engine) as s:
+        s.add(_notification(police_ref="PPN/COMMITTED"))
+    with session_scope(engine) as writer:
+        writer.add(_notification(police_ref="PPN/UNCOMMITTED"))
+        writer.flush()  # holds the write lock (SQLite) until the block ends
+        started = time.monotonic()
+        with read_scope(engine) as s:
+            refs = set(s.exec(select(Notification.police_ref)).all())
+        assert time.monotonic() - started < 5  # a writer-blocked read would wait for the 30 s busy timeout
+        assert "PPN/COMMITTED" in refs and "PPN/UNCOMMITTED" not in refs
