@@ -47,8 +47,8 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import (Date, and_, case, cast, exists, func, literal, literal_column, or_, select, text,
-                        true)
+from sqlalchemy import (Date, Integer, and_, case, cast, exists, func, literal, literal_column, or_, select, text,
+                        true, tuple_, union_all)
 from sqlmodel import Session
 
 from core import audit
@@ -88,6 +88,12 @@ class _Sql:
     def day(self, col):
         """'YYYY-MM-DD' of a datetime or date column."""
         return func.to_char(col, "YYYY-MM-DD") if self.pg else func.strftime("%Y-%m-%d", col)
+
+    def day_key(self, col):
+        """The day of a datetime column, cheaply: the first ten characters of SQLite's stored text
+        ('YYYY-MM-DD HH:MM:SS.ffffff', as SQLAlchemy writes it; ``strftime`` costs a parse per row), a date on
+        PostgreSQL. Either way the caller gets 'YYYY-MM-DD' after ``isoformat``."""
+        return cast(col, Date) if self.pg else func.substr(col, 1, 10)
 
     def bucket(self, col, bucket: str):
         """The bucket's first day, 'YYYY-MM-DD': the 1st of the month, or the ISO week's Monday."""
@@ -171,10 +177,7 @@ def _median(conn, sql: _Sql, value, base, group=None) -> Any:
         if sql.pg:
             return conn.execute(select(func.percentile_cont(0.5).within_group(inner.c.v))).scalar()
         n = conn.execute(select(func.count()).select_from(inner)).scalar() or 0
-        if not n:
-            return None
-        mids = conn.execute(select(inner.c.v).order_by(inner.c.v).limit(2 - n % 2).offset((n - 1) // 2)).scalars().all()
-        return sum(mids) / len(mids)
+        return _sqlite_median(conn, value, base.where(value.is_not(None)), n)
     inner = base.with_only_columns(group.label("g"), value.label("v")).where(value.is_not(None)).subquery()
     if sql.pg:
         stmt = select(inner.c.g, func.percentile_cont(0.5).within_group(inner.c.v)).group_by(inner.c.g)
@@ -184,6 +187,31 @@ def _median(conn, sql: _Sql, value, base, group=None) -> Any:
                     func.count().over(partition_by=inner.c.g).label("cnt")).subquery()
     stmt = (select(ranked.c.g, func.avg(ranked.c.v))
             .where(ranked.c.rn.in_([(ranked.c.cnt + 1) // 2, (ranked.c.cnt + 2) // 2])).group_by(ranked.c.g))
+    return {g: m for g, m in conn.execute(stmt)}
+
+
+def _sqlite_median(conn, value, rows, n: int) -> Any:
+    """SQLite: the median of ``value`` over ``rows`` (a Select's FROM/WHERE), which hold ``n`` rows, counted by
+    the caller in an aggregate it runs anyway: one sort, the middle one or two rows read (``LIMIT/OFFSET``)."""
+    if not n:
+        return None
+    inner = rows.with_only_columns(value.label("v")).subquery()
+    mids = conn.execute(select(inner.c.v).order_by(inner.c.v).limit(2 - n % 2).offset((n - 1) // 2)).scalars().all()
+    return sum(mids) / len(mids)
+
+
+def _sqlite_medians_by_group(conn, value, rows, group, counts: dict) -> dict:
+    """SQLite: {group key: the median of ``value``} over ``rows``, where ``counts`` gives each group's number of
+    rows (from the caller's aggregate): one window (``row_number`` per group), the middle rows picked by position,
+    so no second window counts the groups again."""
+    if not any(counts.values()):
+        return {}
+    inner = rows.with_only_columns(group.label("g"), value.label("v")).subquery()
+    ranked = select(inner.c.g, inner.c.v,
+                    func.row_number().over(partition_by=inner.c.g, order_by=inner.c.v).label("rn")).subquery()
+    picks = [and_(ranked.c.g == g, ranked.c.rn.in_(sorted({(n + 1) // 2, (n + 2) // 2})))
+             for g, n in counts.items() if n]
+    stmt = select(ranked.c.g, func.avg(ranked.c.v)).where(or_(*picks)).group_by(ranked.c.g)
     return {g: m for g, m in conn.execute(stmt)}
 
 
@@ -287,6 +315,12 @@ def dashboard(session: Session, user: User | None, start: dt.date, end: dt.date,
                   "now": now.replace(microsecond=0)},
         "buckets": bucket_keys(start, end, bucket),
     }
+    if sql.pg:
+        # For this transaction only (SET LOCAL): no JIT — a year's statements are costed high enough to be
+        # compiled, which took 0.5 s a statement, more than running them — and room to sort and hash a year's
+        # rows in memory (the default 4 MB spilled the per-victim window's sort to disk).
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     out.update(_notification_sections(conn, sql, start, end, lo, hi, bucket, note_filter, settings))
     out["areas"] = _areas(conn, sql, lo, hi, note_filter)
     out["meetings"] = _meetings(conn, sql, start, end, bucket, via_notification)
@@ -300,57 +334,118 @@ def dashboard(session: Session, user: User | None, start: dt.date, end: dt.date,
     return out
 
 
-def _notification_sections(conn, sql: _Sql, start, end, lo, hi, bucket, note_filter, settings: Settings) -> dict:
+def _facts_sqlite(sql: _Sql, lo, hi, note_filter, days_back: int):
+    """SQLite: the per-notification facts, one indexed look-up per notification for each of two facts, each
+    folding two figures into one number (SQLite runs a correlated look-up for a few microseconds; a window over
+    the victims' notifications sorts 200,000 rows for a year and took five times longer):
+
+    * ``history``: the victim's notifications in the days_back + 31 days before this incident (an index range
+      on (victim_id, incident_at)), ``2 * (those within days_back days) + (any of them referred to MARAC at a
+      meeting within days_back days before the incident)`` (nested EXISTS: its case by notification_id, the
+      decision by the unique (case_id, decision));
+    * ``kids``: ``2 * children + (any child under 5)``.
+    """
     n = N.alias("n")
-    prior = N.alias("prior")
-    days_back = settings.prior_incident_days
-    earlier = [prior.c.victim_id == n.c.victim_id, prior.c.incident_at < n.c.incident_at,
-               prior.c.incident_at >= sql.minus_days(n.c.incident_at, days_back), prior.c.id != n.c.id]
-    # earlier incidents of the same victim within the period (an index range on (victim_id, incident_at))
-    prior_count = select(func.count()).select_from(prior).where(*earlier).correlate(n).scalar_subquery()
-    child = NP.alias("child")
-    is_child = [child.c.notification_id == n.c.id, child.c.role == "child"]
-    children = select(func.count()).select_from(child).where(*is_child).scalar_subquery()
-    under5 = exists().where(*is_child, child.c.dob.is_not(None),
-                            child.c.dob > sql.minus_years_date(n.c.incident_at, 5))
-    # MARAC repeat: nested EXISTS so each level is an index look-up (the victim's earlier notifications by
-    # (victim_id, incident_at); their cases by notification_id; the decision by the unique (case_id, decision))
-    # instead of a join the planner may start from every MARAC decision.
-    cr, cd, mt, vn = CR.alias("mcr"), CD.alias("mcd"), M.alias("mm"), N.alias("vn")
+    vn, cr, cd, mt = N.alias("vn"), CR.alias("mcr"), CD.alias("mcd"), M.alias("mm")
     referred = exists().where(cd.c.case_id == cr.c.id, cd.c.decision == Decision.marac_referral.value)
     case_referred = (exists().select_from(cr.join(mt, mt.c.id == cr.c.meeting_id))
                      .where(cr.c.notification_id == vn.c.id, referred,
                             mt.c.meeting_date < sql.to_date(n.c.incident_at),
-                            mt.c.meeting_date >= sql.to_date(sql.minus_days(n.c.incident_at, days_back))))
-    case_referred = case_referred.correlate(n, vn)
-    marac = exists().where(vn.c.victim_id == n.c.victim_id, vn.c.incident_at < n.c.incident_at,
-                           vn.c.incident_at >= sql.minus_days(n.c.incident_at, days_back + 31),
-                           case_referred).correlate(n)
+                            mt.c.meeting_date >= sql.to_date(sql.minus_days(n.c.incident_at, days_back)))
+                     .correlate(n, vn))
+    in_period = vn.c.incident_at >= sql.minus_days(n.c.incident_at, days_back)
+    history = (select(2 * func.sum(case((in_period, 1), else_=0)) + func.max(case((case_referred, 1), else_=0)))
+               .select_from(vn)
+               .where(vn.c.victim_id == n.c.victim_id, vn.c.incident_at < n.c.incident_at,
+                      vn.c.incident_at >= sql.minus_days(n.c.incident_at, days_back + 31))
+               .correlate(n).scalar_subquery())
+    child = NP.alias("child")
+    young = and_(child.c.dob.is_not(None), child.c.dob > sql.minus_years_date(n.c.incident_at, 5))
+    kids = (select(2 * func.count() + func.max(case((young, 1), else_=0))).select_from(child)
+            .where(child.c.notification_id == n.c.id, child.c.role == "child").correlate(n).scalar_subquery())
     # OFFSET 0 keeps SQLite from flattening the subquery into the GROUP BY (which would evaluate each correlated
-    # subquery once per use instead of once per notification); harmless on PostgreSQL.
-    facts = (select(n.c.incident_at, n.c.stream, n.c.risk, n.c.victim_id,
-                    prior_count.label("prior"), children.label("children"),
-                    case((under5, 1), else_=0).label("under5"),
-                    case((and_(n.c.victim_id.is_not(None), marac), 1), else_=0).label("marac"))
-             .where(n.c.incident_at >= lo, n.c.incident_at < hi, *note_filter(n)).offset(0).subquery())
-    f = facts
-    day = sql.day(f.c.incident_at)
-    bkey = sql.bucket(f.c.incident_at, bucket)
-    has_victim = case((f.c.victim_id.is_not(None), 1), else_=0)
-    stmt = (select(day.label("day"), bkey.label("bucket"), f.c.stream, f.c.risk,
-                   func.count().label("n"),
-                   func.sum(case((f.c.children > 0, 1), else_=0)).label("with_children"),
-                   func.sum(f.c.children).label("children"),
-                   func.sum(f.c.under5).label("under5"),
-                   func.sum(has_victim).label("with_victim"),
-                   func.sum(case((and_(f.c.victim_id.is_not(None), f.c.prior >= 1), 1), else_=0)).label("repeat"),
-                   func.sum(case((and_(f.c.victim_id.is_not(None), f.c.prior >= 2), 1), else_=0)).label("escalation"),
-                   func.sum(f.c.marac).label("marac"))
-            .group_by(day, bkey, f.c.stream, f.c.risk))
+    # subquery once per use instead of once per notification)
+    return (select(sql.day_key(n.c.incident_at).label("day"), n.c.stream, n.c.risk, n.c.victim_id,
+                   func.coalesce(history, 0, type_=Integer).label("history"),
+                   func.coalesce(kids, 0, type_=Integer).label("kids"))
+            .where(n.c.incident_at >= lo, n.c.incident_at < hi, *note_filter(n)).offset(0).subquery("facts"))
+
+
+def _facts_pg(sql: _Sql, lo, hi, note_filter, days_back: int):
+    """PostgreSQL: the per-notification facts, set-based (hash joins; PostgreSQL runs a correlated subquery as a
+    SubPlan per row, 100,000 of them for a year): ``day, stream, risk, victim_id, prior, children, under5,
+    marac`` for every notification in the range."""
+    # prior: one window over the notifications from days_back days before the range to its end (every force:
+    # a victim's earlier incidents count wherever they happened), counting each one's earlier incidents of the
+    # same victim in the period: RANGE from days_back days before to the incident, the incident's own time
+    # excluded (EXCLUDE GROUP: earlier means strictly earlier, as before). Rows without a victim share a
+    # partition whose counts are never used.
+    prior = literal_column(
+        f"count(*) OVER (PARTITION BY victim_id ORDER BY incident_at RANGE BETWEEN INTERVAL '{int(days_back)} days' "
+        "PRECEDING AND CURRENT ROW EXCLUDE GROUP)")
+    w = (select(N.c.id, N.c.incident_at, N.c.stream, N.c.risk, N.c.victim_id, N.c.force, N.c.postcode,
+                prior.label("prior"))
+         .where(N.c.incident_at >= lo - dt.timedelta(days=days_back), N.c.incident_at < hi).subquery("w"))
+    # children: one GROUP BY over the range's children
+    child, x = NP.alias("child"), N.alias("x")
+    young = and_(child.c.dob.is_not(None), child.c.dob > sql.minus_years_date(x.c.incident_at, 5))
+    kids = (select(child.c.notification_id, func.count().label("children"),
+                   func.max(case((young, 1), else_=0)).label("under5"))
+            .select_from(child.join(x, x.c.id == child.c.notification_id))
+            .where(child.c.role == "child", x.c.incident_at >= lo, x.c.incident_at < hi)
+            .group_by(child.c.notification_id).subquery("kids"))
+    # MARAC repeat: the MARAC referrals of the meetings that can count (from days_back days before the range),
+    # joined to the range's notifications by victim, with the same conditions as before
+    cr, cd, mt, vn, n2 = CR.alias("mcr"), CD.alias("mcd"), M.alias("mm"), N.alias("vn"), N.alias("n2")
+    marac = (select(n2.c.id).distinct()
+             .select_from(cd.join(cr, cr.c.id == cd.c.case_id).join(mt, mt.c.id == cr.c.meeting_id)
+                          .join(vn, vn.c.id == cr.c.notification_id)
+                          .join(n2, and_(n2.c.victim_id == vn.c.victim_id, vn.c.incident_at < n2.c.incident_at,
+                                         vn.c.incident_at >= sql.minus_days(n2.c.incident_at, days_back + 31),
+                                         mt.c.meeting_date < sql.to_date(n2.c.incident_at),
+                                         mt.c.meeting_date >= sql.to_date(sql.minus_days(n2.c.incident_at,
+                                                                                         days_back)))))
+             .where(cd.c.decision == Decision.marac_referral.value,
+                    mt.c.meeting_date >= (lo - dt.timedelta(days=days_back)).date(), mt.c.meeting_date < hi.date(),
+                    n2.c.incident_at >= lo, n2.c.incident_at < hi).subquery("marac"))
+    return (select(sql.day_key(w.c.incident_at).label("day"), w.c.stream, w.c.risk, w.c.victim_id, w.c.prior,
+                   func.coalesce(kids.c.children, 0).label("children"),
+                   func.coalesce(kids.c.under5, 0).label("under5"),
+                   case((marac.c.id.is_not(None), 1), else_=0).label("marac"))
+            .select_from(w.outerjoin(kids, kids.c.notification_id == w.c.id).outerjoin(marac, marac.c.id == w.c.id))
+            .where(w.c.incident_at >= lo, *note_filter(w)).subquery("facts"))
+
+
+def _notification_sections(conn, sql: _Sql, start, end, lo, hi, bucket, note_filter, settings: Settings) -> dict:
+    days_back = settings.prior_incident_days
+    if sql.pg:
+        f = _facts_pg(sql, lo, hi, note_filter, days_back)
+        prior, children, under5, marac = f.c.prior, f.c.children, f.c.under5, f.c.marac
+    else:
+        f = _facts_sqlite(sql, lo, hi, note_filter, days_back)
+        prior, marac, children, under5 = f.c.history // 2, f.c.history % 2, f.c.kids // 2, f.c.kids % 2
+    has_victim = f.c.victim_id.is_not(None)
+
+    def n_(cond):
+        return func.sum(case((cond, 1), else_=0))
+
+    # grouped by day, stream and risk (at most 366 x 2 x 4 groups); each day's bucket is computed here
+    # (``_bucket_of``, the same keys as the SQL's ``bucket``)
+    stmt = (select(f.c.day, f.c.stream, f.c.risk, func.count().label("n"),
+                   n_(children > 0).label("with_children"),
+                   func.sum(children).label("children"),
+                   func.sum(under5).label("under5"),
+                   n_(has_victim).label("with_victim"),
+                   n_(and_(has_victim, prior >= 1)).label("repeat"),
+                   n_(and_(has_victim, prior >= 2)).label("escalation"),
+                   n_(and_(has_victim, marac == 1)).label("marac"))
+            .group_by(f.c.day, f.c.stream, f.c.risk))
     groups = [dict(r) for r in conn.execute(stmt).mappings()]
     for g in groups:  # enums come back as enum members through the typed columns
         g["stream"] = getattr(g["stream"], "value", g["stream"])
         g["risk"] = getattr(g["risk"], "value", g["risk"])
+        g["day"] = g["day"].isoformat() if isinstance(g["day"], dt.date) else g["day"]
+        g["bucket"] = _bucket_of(dt.date.fromisoformat(g["day"]), bucket)
 
     keys = bucket_keys(start, end, bucket)
     fields = ("n", "with_children", "children", "under5", "with_victim", "repeat", "escalation", "marac")
@@ -407,13 +502,25 @@ def _notification_sections(conn, sql: _Sql, start, end, lo, hi, bucket, note_fil
 
 
 def _areas(conn, sql: _Sql, lo, hi, note_filter) -> dict:
-    where = [N.c.incident_at >= lo, N.c.incident_at < hi, *note_filter(N)]
-    forces = conn.execute(select(N.c.force, func.count()).where(*where).group_by(N.c.force)
-                          .order_by(func.count().desc(), N.c.force)).all()
-    outward = sql.outward(N.c.postcode)
-    districts = conn.execute(select(outward, func.count()).where(*where, N.c.postcode.is_not(None))
-                             .group_by(outward).order_by(func.count().desc(), outward)).all()
-    unknown = conn.execute(select(func.count()).where(*where, N.c.postcode.is_(None))).scalar() or 0
+    # One pass over the range: notifications per (force, postcode), then the outward code computed once per
+    # distinct postcode rather than once per notification, and the three tables from that (a CTE used three
+    # times: both databases materialise it once). The ORDER BY stays in SQL, so the database's collation orders
+    # the names as before.
+    per = (select(N.c.force.label("force"), N.c.postcode.label("postcode"), func.count().label("c"))
+           .where(N.c.incident_at >= lo, N.c.incident_at < hi, *note_filter(N))
+           .group_by(N.c.force, N.c.postcode).cte("per_postcode"))
+    outward = sql.outward(per.c.postcode)
+    parts = union_all(
+        select(literal(1).label("kind"), per.c.force.label("name"), func.sum(per.c.c).label("total"))
+        .group_by(per.c.force),
+        select(literal(2), outward, func.sum(per.c.c)).where(per.c.postcode.is_not(None)).group_by(outward),
+        select(literal(3), literal(None), func.sum(per.c.c)).where(per.c.postcode.is_(None)),
+    ).subquery()
+    rows = conn.execute(select(parts.c.kind, parts.c.name, parts.c.total)
+                        .order_by(parts.c.kind, parts.c.total.desc(), parts.c.name)).all()
+    forces = [(name_, int(c)) for k, name_, c in rows if k == 1]
+    districts = [(name_, int(c)) for k, name_, c in rows if k == 2]
+    unknown = sum(int(c or 0) for k, _, c in rows if k == 3)
     return {"by_force": [{"force": f, "notifications": c} for f, c in forces],
             "by_district": [{"district": d or "(unknown)", "notifications": c} for d, c in districts],
             "no_postcode": unknown}
@@ -479,22 +586,35 @@ def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification)
     on_time = and_(done, A.c.completed_at_utc.is_not(None),
                    or_(A.c.due_at.is_(None), A.c.completed_at_utc <= due_utc))
     overdue = and_(A.c.status.in_(("open", "in_progress")), A.c.due_at < now)
+    # days to complete, NULL unless done: the status test sits in the value, not the WHERE, so the planner reads
+    # the range from ix_action_created instead of every done action through ix_action_status_due
+    days = case((done, sql.hours(A.c.created_at_utc, A.c.completed_at_utc) / 24.0), else_=None)
+    # the rows with a value (done and completed): tested without computing it (same rows as ``days`` not NULL)
+    timed = case((done, A.c.completed_at_utc), else_=None).is_not(None)
 
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
 
-    rows = conn.execute(select(A.c.agency_id, func.count().label("agreed"), n(done).label("done"),
-                               n(on_time).label("on_time"), n(overdue).label("overdue"),
-                               n(A.c.status == "not_done").label("not_done"),
-                               n(A.c.status == "not_possible").label("not_possible"),
-                               n(A.c.status.in_(("open", "in_progress"))).label("open"))
-                        .where(*agreed).group_by(A.c.agency_id)).mappings().all()
-    by_agency = {r["agency_id"]: r for r in rows}
-    # days to complete, NULL unless done: the status test sits in the value, not the WHERE, so the planner reads
-    # the range from ix_action_created instead of every done action through ix_action_status_due
-    days = case((done, sql.hours(A.c.created_at_utc, A.c.completed_at_utc) / 24.0), else_=None)
-    medians = _median(conn, sql, days, select(A.c.id).where(*agreed), group=A.c.agency_id)
-    overall = _median(conn, sql, days, select(A.c.id).where(*agreed))
+    counts = [func.count().label("agreed"), n(done).label("done"), n(on_time).label("on_time"),
+              n(overdue).label("overdue"), n(A.c.status == "not_done").label("not_done"),
+              n(A.c.status == "not_possible").label("not_possible"),
+              n(A.c.status.in_(("open", "in_progress"))).label("open"), n(timed).label("timed")]
+    if sql.pg:
+        # one pass: the counts and the median per agency, and the median of all agencies (the () grouping set)
+        stmt = (select(A.c.agency_id, func.grouping(A.c.agency_id).label("all_"), *counts,
+                       func.percentile_cont(0.5).within_group(days).label("median"))
+                .where(*agreed).group_by(func.grouping_sets(tuple_(A.c.agency_id), tuple_())))
+        rows = conn.execute(stmt).mappings().all()
+        by_agency = {r["agency_id"]: r for r in rows if not r["all_"]}
+        medians = {r["agency_id"]: r["median"] for r in by_agency.values()}
+        overall = next((r["median"] for r in rows if r["all_"]), None)
+    else:
+        rows = conn.execute(select(A.c.agency_id, *counts).where(*agreed).group_by(A.c.agency_id)).mappings().all()
+        by_agency = {r["agency_id"]: r for r in rows}
+        timed_rows = select(A.c.id).where(*agreed, timed)
+        medians = _sqlite_medians_by_group(conn, days, timed_rows, A.c.agency_id,
+                                           {g: int(r["timed"] or 0) for g, r in by_agency.items()})
+        overall = _sqlite_median(conn, days, timed_rows, sum(int(r["timed"] or 0) for r in rows))
     names = conn.execute(select(G.c.id, G.c.name, G.c.active).order_by(G.c.name)).all()
     out, total = [], defaultdict(int)
     for agency_id, name, active in names:
@@ -517,17 +637,28 @@ def _encompass(conn, sql: _Sql, lo, hi, bucket, years, via_notification) -> dict
     where = [E.c.incident_at >= lo, E.c.incident_at < hi, *via_notification(E.c.notification_id)]
     due_utc = _wall_to_utc(sql, E.c.due_at, years)
     notified = E.c.notified_at_utc.is_not(None)
+    hours = sql.hours(E.c.incident_at, E.c.notified_at_utc) + _wall_to_utc_hours(years, E.c.incident_at)
+    timed = and_(notified, E.c.incident_at.is_not(None))  # the rows with hours to notification
 
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
 
     bkey = sql.bucket(E.c.incident_at, bucket)
-    rows = conn.execute(select(bkey.label("bucket"), func.count().label("alerts"), n(notified).label("notified"),
-                               n(and_(notified, E.c.due_at.is_not(None), E.c.notified_at_utc <= due_utc))
-                               .label("on_time"),
-                               n(E.c.acknowledged_at_utc.is_not(None)).label("acknowledged"),
-                               n(E.c.resolution == "to_resolve").label("unresolved"))
-                        .where(*where).group_by(bkey)).mappings().all()
+    cols = [func.count().label("alerts"), n(notified).label("notified"),
+            n(and_(notified, E.c.due_at.is_not(None), E.c.notified_at_utc <= due_utc)).label("on_time"),
+            n(E.c.acknowledged_at_utc.is_not(None)).label("acknowledged"),
+            n(E.c.resolution == "to_resolve").label("unresolved"), n(timed).label("timed")]
+    if sql.pg:
+        # one pass: the buckets' counts and the median over the range (the () grouping set)
+        rows = conn.execute(select(bkey.label("bucket"), func.grouping(bkey).label("all_"), *cols,
+                                   func.percentile_cont(0.5).within_group(hours).label("median"))
+                            .where(*where).group_by(func.grouping_sets(tuple_(bkey), tuple_()))).mappings().all()
+        median_h = next((r["median"] for r in rows if r["all_"]), None)
+        rows = [r for r in rows if not r["all_"]]
+    else:
+        rows = conn.execute(select(bkey.label("bucket"), *cols).where(*where).group_by(bkey)).mappings().all()
+        median_h = _sqlite_median(conn, hours, select(E.c.id).where(*where, timed),
+                                  sum(int(r["timed"] or 0) for r in rows))
     got = {r["bucket"]: r for r in rows}
     fields = ("alerts", "notified", "on_time", "acknowledged", "unresolved")
     total = {k: sum(int(r[k] or 0) for r in rows) for k in fields}
@@ -536,8 +667,6 @@ def _encompass(conn, sql: _Sql, lo, hi, bucket, years, via_notification) -> dict
                  for k in bucket_keys(lo_d, hi_d, bucket)]
     for b in by_bucket:
         b["on_time_pct"] = _pct(b["on_time"], b["alerts"])
-    hours = sql.hours(E.c.incident_at, E.c.notified_at_utc) + _wall_to_utc_hours(years, E.c.incident_at)
-    median_h = _median(conn, sql, hours, select(E.c.id).where(*where, notified, E.c.incident_at.is_not(None)))
     return {**total, "on_time_pct": _pct(total["on_time"], total["alerts"]),
             "acknowledged_pct": _pct(total["acknowledged"], total["alerts"]),
             "median_hours_to_notification": _r(median_h), "by_bucket": by_bucket}
