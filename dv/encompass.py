@@ -19,6 +19,7 @@ A school key adult sees only its own URN's alerts, and only the fields that were
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import statistics
@@ -66,11 +67,13 @@ def age_on(dob: dt.date, day: dt.date) -> int:
 
 
 def child_key(surname: str | None, forename: str | None, dob: dt.date | None) -> str:
-    def norm(text: str | None) -> str:
-        text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
-        return re.sub(r"[^a-z]", "", text)
+    return f"{_key_part(surname)}|{_key_part(forename)}|{dob.isoformat() if dob else ''}"[:255]
 
-    return f"{norm(surname)}|{norm(forename)}|{dob.isoformat() if dob else ''}"[:255]
+
+@functools.lru_cache(maxsize=65536)  # names repeat across an import; a pure function of its argument
+def _key_part(text: str | None) -> str:
+    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z]", "", text)
 
 
 def _in_scope(dob: dt.date | None, typed: str | None, incident: dt.date, settings: Settings) -> bool:
@@ -84,24 +87,43 @@ def _in_scope(dob: dt.date | None, typed: str | None, incident: dt.date, setting
 
 def _disclosed(child: dict, setting_name: str | None, settings: Settings) -> dict:
     """What the setting is shown: the issue's minimum, or the configured subset of it."""
+    full = _notification_part(child)
+    full.update(_child_part(child, setting_name))
+    return {k: full[k] for k in _wanted(settings)}
+
+
+def _wanted(settings: Settings) -> list[str]:
+    return [f for f in (settings.encompass_fields or ALERT_FIELDS) if f in ALERT_FIELDS]
+
+
+def _notification_part(child: dict) -> dict:
+    """The disclosed fields that come from the notification (the same for each of its children)."""
     incident = child["incident_at"]
     text = (child.get("circumstances") or "").strip()
     if len(text) > CIRCUMSTANCES_MAX:
         text = text[:CIRCUMSTANCES_MAX].rsplit(" ", 1)[0] + " …"
-    full = {
-        "child": ", ".join(x for x in (child.get("surname"), child.get("forename")) if x) or None,
-        "child_dob": child["dob"].strftime("%d/%m/%Y") if child.get("dob") else None,
-        "setting": setting_name,
+    return {
         "police_ref": child["police_ref"],
         "incident_date": incident.strftime("%d/%m/%Y") if incident else None,
         "incident_time": incident.strftime("%H:%M") if incident else None,
         "place": child.get("location") or child.get("postcode"),
-        "present": {True: "yes", False: "no"}.get(child.get("present"), "not known"),
         "circumstances": text or None,
         "risk": (getattr(child.get("risk"), "value", child.get("risk")) or "not_assessed").replace("_", " "),
     }
-    wanted = [f for f in (settings.encompass_fields or ALERT_FIELDS) if f in ALERT_FIELDS]
-    return {k: full[k] for k in wanted}
+
+
+_PRESENT = {True: "yes", False: "no"}
+
+
+def _child_part(child: dict, setting_name: str | None) -> dict:
+    """The disclosed fields that are the child's own."""
+    dob = child.get("dob")
+    return {
+        "child": ", ".join(x for x in (child.get("surname"), child.get("forename")) if x) or None,
+        "child_dob": dob.strftime("%d/%m/%Y") if dob else None,
+        "setting": setting_name,
+        "present": _PRESENT.get(child.get("present"), "not known"),
+    }
 
 
 def _children(conn, notification_ids: list[int]) -> list[dict]:
@@ -119,45 +141,117 @@ def _school_names(conn, urns: Iterable[str]) -> dict[str, str]:
     return dict(conn.execute(select(S.c.urn, S.c.name).where(S.c.urn.in_(urns))).all()) if urns else {}
 
 
+# json.dumps(value, sort_keys=True), without building an encoder for every alert
+_dumps_sorted = json.JSONEncoder(sort_keys=True).encode
+
+ALERT_COLUMNS = ("notification_id", "child_link_id", "child_key", "school_urn", "school_typed", "resolution",
+                 "candidates", "incident_at", "due_at", "status", "disclosed", "created_at_utc", "version")
+
+
+class AlertRows:
+    """Makes the alert rows (``ALERT_COLUMNS``) of children, with everything that repeats across an import worked
+    out once: each typed school's resolution, each setting's name, each deadline. ``counts`` adds up as it goes.
+
+    ``resolver`` returns the ``SchoolResolver`` (called once, when the first child needs a school);
+    ``school_name(urn)`` the name of a setting. ``generate_alerts`` reads both from the database; an import
+    (``dv.importer``) builds the resolver on its writer thread and makes the rows of the notifications it creates
+    as it writes them, straight from the parsed values (the same values the database would give back)."""
+
+    def __init__(self, settings: Settings, resolver, school_name):
+        from dv.schooldays import load_term_dates
+
+        self.settings = settings
+        self.terms = load_term_dates()
+        self.starts = self.terms.school_day_starts
+        self._resolver_factory = resolver
+        self._resolver = None
+        self._school_name = school_name
+        self.deadlines: dict[tuple, dt.datetime] = {}  # (urn, day, before the school day starts) -> deadline
+        self.resolved: dict[str, tuple] = {}  # typed name -> (urn, resolution, candidates JSON): an extract repeats
+        self.names: dict[str, str | None] = {}  # urn -> school name
+        self.wanted = _wanted(settings)
+        self.now = utcnow()
+        self.counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
+
+    def deadline(self, urn: str | None, incident: dt.datetime) -> dt.datetime:
+        key = (urn, incident.date(), incident.time() < self.starts)
+        found = self.deadlines.get(key)
+        if found is None:
+            found = self.deadlines[key] = self.terms.deadline(urn, incident)
+        return found
+
+    def _resolve(self, typed: str) -> tuple:
+        if self._resolver is None:
+            self._resolver = self._resolver_factory()
+        res = self._resolver.resolve(typed)
+        if res.home_educated:
+            urn, resolution = EHE_URN, SchoolResolution.home_educated
+        elif res.urn and res.certain:
+            urn, resolution = res.urn, SchoolResolution.resolved
+        else:
+            urn, resolution = None, SchoolResolution.to_resolve
+        if urn is not None and urn not in self.names:
+            self.names[urn] = self._school_name(urn)
+        candidates = (json.dumps({"why": res.reason, "candidates": res.candidates}, default=str)
+                      if resolution == SchoolResolution.to_resolve else None)
+        return urn, resolution, candidates
+
+    def row(self, child: dict, key: str, notification_part: dict | None = None) -> tuple | None:
+        """The alert row of one child (``_children``'s keys; ``key``: its ``child_key``), or None when the child
+        gets none (counted as not of school age). ``notification_part``: ``_notification_part(child)``, when the
+        caller has it already (it is the same for every child of a notification)."""
+        counts = self.counts
+        incident = child["incident_at"]
+        if incident is None or not _in_scope(child["dob"], child["school_name"], incident.date(), self.settings):
+            counts["not_school_age"] += 1
+            return None
+        typed = child["school_name"] or ""
+        found = self.resolved.get(typed)
+        if found is None:
+            found = self.resolved[typed] = self._resolve(typed)
+        urn, resolution, candidates = found
+        counts["created"] += 1
+        counts["to_resolve"] += resolution == SchoolResolution.to_resolve
+        counts["home_educated"] += resolution == SchoolResolution.home_educated
+        return (child["notification_id"], child["link_id"], key, urn, typed or None, resolution, candidates,
+                incident, self.deadline(urn if resolution == SchoolResolution.resolved else None, incident),
+                AlertStatus.queued, self._disclosed_json(child, self.names.get(urn), notification_part), self.now, 1)
+
+    def _disclosed_json(self, child: dict, setting_name: str | None, notification_part: dict | None) -> str:
+        """``json.dumps(_disclosed(...), sort_keys=True)``, the notification's part worked out once."""
+        full = dict(notification_part) if notification_part is not None else _notification_part(child)
+        full.update(_child_part(child, setting_name))
+        return _dumps_sorted({k: full[k] for k in self.wanted})
+
+
 def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: User | None = None,
-                    actor: str | None = None, settings: Settings | None = None) -> dict:
+                    actor: str | None = None, settings: Settings | None = None, rows: AlertRows | None = None,
+                    notifications: int | None = None) -> dict:
     """Create the alerts the imported (or updated) notifications need. Idempotent: a child who already has an
     alert on that notification (found by link, or by child key after a re-import rewrote the people) gets none.
     Runs in the caller's transaction (the import's), audited as one row. Works 500 notifications at a time and
-    writes each chunk at once (``core.db.bulk_insert``), so a 100,000-row import holds one chunk's alerts."""
+    writes each chunk at once (``core.db.bulk_insert``), so a 100,000-row import holds one chunk's alerts.
+
+    An import passes the ``AlertRows`` it already used for the notifications it created (their alerts are
+    written with them; their counts are in it) and how many notifications it created or changed in all:
+    the one audit row covers both."""
     from core.db import bulk_insert
-    from dv.schooldays import load_term_dates
-    from dv.schools import SchoolResolver
 
     settings = settings or get_settings()
     ids = sorted(set(notification_ids))
-    counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
-    if not ids:
-        return counts
+    if rows is None:
+        if not ids:
+            return {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
+        rows = _rows_from_database(session, settings)
+    counts = rows.counts
     conn = session.connection()
-    terms = load_term_dates()
-    starts = terms.school_day_starts
-    deadlines: dict[tuple, dt.datetime] = {}  # (urn, day, before the school day starts) -> deadline
-
-    def deadline(urn: str | None, incident: dt.datetime) -> dt.datetime:
-        key = (urn, incident.date(), incident.time() < starts)
-        if key not in deadlines:
-            deadlines[key] = terms.deadline(urn, incident)
-        return deadlines[key]
-
-    resolver = None
-    resolved: dict[str, object] = {}  # typed name -> Resolution (an extract repeats its schools)
-    names: dict[str, str | None] = {}  # urn -> school name
-    now = utcnow()
-    columns = ("notification_id", "child_link_id", "child_key", "school_urn", "school_typed", "resolution",
-               "candidates", "incident_at", "due_at", "status", "disclosed", "created_at_utc", "version")
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         existing = {(r.notification_id, r.child_key): (r.id, r.child_link_id) for r in conn.execute(
             select(E.c.id, E.c.notification_id, E.c.child_key, E.c.child_link_id)
             .where(E.c.notification_id.in_(chunk)))}
         linked = {link for _, link in existing.values() if link is not None}
-        rows = []
+        out = []
         for child in _children(conn, chunk):
             if child["link_id"] in linked:
                 continue
@@ -168,41 +262,25 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
                     conn.execute(update(E).where(E.c.id == found[0]).values(child_link_id=child["link_id"]))
                     counts["relinked"] += 1
                 continue
-            incident = child["incident_at"]
-            if incident is None or not _in_scope(child["dob"], child["school_name"], incident.date(), settings):
-                counts["not_school_age"] += 1
-                continue
-            typed = child["school_name"] or ""
-            if typed not in resolved:
-                if resolver is None:
-                    resolver = SchoolResolver(session, preferred_las=list(settings.local_authorities) or None)
-                resolved[typed] = resolver.resolve(typed)
-            res = resolved[typed]
-            if res.home_educated:
-                urn, resolution = EHE_URN, SchoolResolution.home_educated
-            elif res.urn and res.certain:
-                urn, resolution = res.urn, SchoolResolution.resolved
-            else:
-                urn, resolution = None, SchoolResolution.to_resolve
-            if urn is not None and urn not in names:
-                names.update(_school_names(conn, [urn]) or {urn: None})
-            to_resolve = resolution == SchoolResolution.to_resolve
-            rows.append((
-                child["notification_id"], child["link_id"], key, urn, typed or None, resolution,
-                json.dumps({"why": res.reason, "candidates": res.candidates}, default=str) if to_resolve else None,
-                incident, deadline(urn if resolution == SchoolResolution.resolved else None, incident),
-                AlertStatus.queued, json.dumps(_disclosed(child, names.get(urn), settings), sort_keys=True), now, 1))
-            existing[(child["notification_id"], key)] = (None, child["link_id"])
-            counts["created"] += 1
-            counts["to_resolve"] += to_resolve
-            counts["home_educated"] += resolution == SchoolResolution.home_educated
-        bulk_insert(conn, E, rows, columns=columns)
+            row = rows.row(child, key)
+            if row is not None:
+                out.append(row)
+                existing[(child["notification_id"], key)] = (None, child["link_id"])
+        bulk_insert(conn, E, out, columns=ALERT_COLUMNS)
     if counts["created"] or counts["relinked"]:
         audit.record(session, user, "change", "encompass_alert", None, created=counts["created"],
                      to_resolve=counts["to_resolve"], home_educated=counts["home_educated"],
-                     relinked=counts["relinked"], notifications=len(ids),
+                     relinked=counts["relinked"], notifications=len(ids) if notifications is None else notifications,
                      **({"username": actor} if user is None and actor else {}))
-    return counts
+    return dict(counts)
+
+
+def _rows_from_database(session: Session, settings: Settings) -> AlertRows:
+    from dv.schools import SchoolResolver
+
+    conn = session.connection()
+    return AlertRows(settings, lambda: SchoolResolver(session, preferred_las=list(settings.local_authorities) or None),
+                     lambda urn: _school_names(conn, [urn]).get(urn))
 
 
 def create_alert(session: Session, user: User | None, *, notification_id: int, school_urn: str | None,

@@ -52,7 +52,9 @@ from core.db import bulk_insert, reserve_ids
 from core.models import User
 from core.scope import require
 from core.timeutil import london_now, utcnow
-from dv.models import (FieldChange, ImportBatch, Notification, NotificationPerson, Person, PersonRole, RowError,
+from core.settings import get_settings
+from dv.encompass import ALERT_COLUMNS, AlertRows, _notification_part, child_key, generate_alerts
+from dv.models import (EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person, PersonRole, RowError,
                        Stream)
 from dv.parsing import parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text
 from dv.people import PersonLinker, describe_people, lookup_people, previous_links
@@ -75,12 +77,13 @@ CRIME, NON_CRIME = Stream.crime.value, Stream.non_crime.value
 CHUNK = 500  # bound parameters per IN (...) query, well inside SQLite's limit
 CHUNK_NOTIFICATIONS = 500  # notifications parsed, linked and written at a time (1,000 held ~25 MB more at 100k rows)
 N_TABLE = Notification.__table__
+ALERT_TABLE = EncompassAlert.__table__
 NOTIFICATION_COLUMNS = ("id", "force", "police_ref", *NOTIFICATION_FIELDS, "stream", "stream_reason", "victim_id",
                         "people_signature", "source_hash", "first_batch_id", "last_batch_id", "created_at_utc",
                         "updated_at_utc", "version")
 PERSON_COLUMNS = ("id", "force", "police_person_id", "surname", "forename", "dob", "gender", "match_key",
                   "created_at_utc")
-LINK_COLUMNS = ("notification_id", "person_id", "role", "position", "surname", "forename", "dob", "gender",
+LINK_COLUMNS = ("id", "notification_id", "person_id", "role", "position", "surname", "forename", "dob", "gender",
                 "address", "school_name", "present")
 
 
@@ -225,8 +228,11 @@ def _source_hash(cells: list[list], fingerprint: bytes) -> str:
     """sha1 of the profile and the source row(s) as text: equal when a row is byte-for-byte what was imported."""
     h = hashlib.sha1(fingerprint)
     for row in cells:
-        h.update("\x1f".join([c if c.__class__ is str else "" if c is None else str(c) for c in row])
-                 .encode("utf-8", "surrogatepass"))
+        if None in row:
+            line = "\x1f".join([c if c.__class__ is str else "" if c is None else str(c) for c in row])
+        else:  # the usual row (an xlsx reader gives '' for an empty cell): the same text, joined in C
+            line = "\x1f".join(map(str, row))
+        h.update(line.encode("utf-8", "surrogatepass"))
         h.update(b"\x1e")
     return h.hexdigest()
 
@@ -403,6 +409,8 @@ class _Parser:
                                 f.get(f"{who}_address")))
         self.risk_choices = ", ".join(sorted(set(profile.risk_values)))
         self._yes_no: dict[str, tuple[bool, object]] = {}
+        self._risk: dict[tuple, tuple] = {}  # (cell type, cell) -> _parse_risk's answer
+        self._dash: dict[tuple, tuple] = {}  # (cell type, cell) -> _parse_dash's answer
         # wide children: per slot, its cells in one call and what an empty slot looks like
         self.wide = []
         if profile.children and profile.children.layout == "wide":
@@ -411,6 +419,30 @@ class _Parser:
                 idxs = [i for _, i, _ in slot]
                 get = (lambda row, i=idxs[0]: (row[i],)) if len(idxs) == 1 else itemgetter(*idxs)
                 self.wide.append((get, parts, ("",) * len(idxs), {p: h for p, _, h in slot}))
+
+    def _parse_risk(self, value: object) -> tuple[str | None, str | None]:
+        """(risk, error message or None) of a risk cell; remembered per value (a file has a handful)."""
+        raw = text(value)
+        if raw is None:
+            return "not_assessed", None
+        mapped = self.profile.risk_values.get(norm_header(raw))
+        if mapped is None:
+            return None, f"Risk '{raw}' is not one of the profile's risk values ({self.risk_choices})."
+        return mapped, None
+
+    @staticmethod
+    def _parse_dash(value: object) -> tuple[int | None, str | None]:
+        """(DASH score, error message or None) of a score cell; remembered per value (0 to 27)."""
+        raw = text(value)
+        if raw is None:
+            return None, None
+        try:
+            score = float(raw)
+            if not score.is_integer() or not 0 <= score <= 27:
+                raise ValueError
+            return int(score), None
+        except ValueError:
+            return None, f"DASH score '{raw}' is not a whole number from 0 to 27."
 
     def yes_no(self, value: object) -> bool | None:
         """``parse_yes_no`` with the profile's spellings, remembered per text."""
@@ -494,26 +526,24 @@ class _Parser:
                 bad("reported_at" if "reported_at" in f else "reported_date", f"Reported date {exc}.")
 
         if "risk" in f:
-            raw = text(row[f["risk"]])
-            if raw is None:
-                rec["risk"] = "not_assessed"
-            else:
-                mapped = profile.risk_values.get(norm_header(raw))
-                if mapped is None:
-                    bad("risk", f"Risk '{raw}' is not one of the profile's risk values ({self.risk_choices}).")
-                rec["risk"] = mapped
+            value = row[f["risk"]]
+            key = (value.__class__, value)
+            known = self._risk.get(key)
+            if known is None:
+                known = self._risk[key] = self._parse_risk(value)
+            if known[1] is not None:
+                bad("risk", known[1])
+            rec["risk"] = known[0]
         if "dash_score" in f:
-            raw = text(row[f["dash_score"]])
-            if raw is None:
-                rec["dash_score"] = None
+            value = row[f["dash_score"]]
+            key = (value.__class__, value)
+            known = self._dash.get(key)
+            if known is None:
+                known = self._dash[key] = self._parse_dash(value)
+            if known[1] is not None:
+                bad("dash_score", known[1])
             else:
-                try:
-                    score = float(raw)
-                    if not score.is_integer() or not 0 <= score <= 27:
-                        raise ValueError
-                    rec["dash_score"] = int(score)
-                except ValueError:
-                    bad("dash_score", f"DASH score '{raw}' is not a whole number from 0 to 27.")
+                rec["dash_score"] = known[0]
         for flag, i in self.flags:
             try:
                 rec[flag] = self.yes_no(row[i])
@@ -687,15 +717,21 @@ def _load_existing(conn, force: str, refs: list[str]) -> dict[str, dict]:
     return out
 
 
-def _links(notification_id: int, people: dict[str, list[dict]]) -> list[tuple]:
-    """notification_person rows (LINK_COLUMNS) for one notification's people."""
+def _links(notification_id: int, people: dict[str, list[dict]], ids: Iterator[int]) -> list[tuple]:
+    """notification_person rows (LINK_COLUMNS) for one notification's people, their ids taken from ``ids``; each
+    person dict gets its link's id as ``_link_id``."""
     out = []
     for group, plist in people.items():
         role = ROLES[group]
         for pos, p in enumerate(plist):
-            out.append((notification_id, p["_person_id"], role, pos, p.get("surname"), p.get("forename"),
+            link_id = p["_link_id"] = next(ids)
+            out.append((link_id, notification_id, p["_person_id"], role, pos, p.get("surname"), p.get("forename"),
                         p.get("dob"), p.get("gender"), p.get("address"), p.get("school"), p.get("present")))
     return out
+
+
+def _people_count(people: dict[str, list[dict]]) -> int:
+    return sum(len(plist) for plist in people.values())
 
 
 @dataclass
@@ -826,16 +862,30 @@ class _Import:
         self.parser = _Parser(layout, profile, now)
         self.utc_now = utcnow()
         self.notification_ids = _Ids(worker, self.conn, N_TABLE)
+        self.link_ids = _Ids(worker, self.conn, NotificationPerson.__table__)
+        self.session = session
+        self.updated_ids: list[int] = []
+        # Operation Encompass: the alerts of the notifications created here are made from the parsed values and
+        # written with them (dv.encompass.AlertRows); those of changed notifications after the walk
+        # (generate_alerts, which checks the alerts they already have).
+        self.settings = get_settings()
+        self.alert_rows = None if self.dry_run else AlertRows(self.settings, self._resolver, self._school_name)
+        self._resolver_job: Future | None = None
+        self._resolver_answer: tuple | None = None
         self.linker = PersonLinker(profile.force, _Ids(worker, self.conn, Person.__table__).take, self.utc_now)
         self.sqlite = self.conn.dialect.name == "sqlite"
         self.cursor = self.conn.connection.driver_connection.cursor() if self.sqlite else None
         # rows made but not queued yet (see flush)
         self.people: list[tuple] = []
-        # per chunk: (people ids needed below, notification ids needed below, notifications, links)
-        self.waiting: deque[tuple[int, int, list[tuple], list[tuple]]] = deque()
+        # per chunk: (people ids needed below, notification ids needed below, notifications, links, link ids
+        # needed below, alerts)
+        self.waiting: deque[tuple[int, int, list[tuple], list[tuple], int, list[tuple]]] = deque()
         self.notifications: list[tuple] = []
-        self.links_waiting: deque[tuple[int, list[tuple]]] = deque()
+        self.links_waiting: deque[tuple[int, list[tuple], int, list[tuple]]] = deque()
         self.links: list[tuple] = []
+        self.alerts_waiting: deque[tuple[int, list[tuple]]] = deque()
+        self.alerts: list[tuple] = []
+        self.links_top = 0
         self.people_top = 0  # ids of the people this import created are below this
         self.people_queued_upto = 0  # ... and those below this are queued for writing
         self.notifications_top = 0  # the same for notifications
@@ -885,6 +935,7 @@ class _Import:
             people_changes = {g: (old_people.get(g, []), sig) for g, sig in new_sig.items() if old_people.get(g, []) != sig}
             if changes or people_changes:
                 updates.append((rec, old, changes, people_changes))
+                self.updated_ids.append(old["id"])
             else:
                 result.unchanged += 1
         result.created += len(creates)
@@ -915,7 +966,9 @@ class _Import:
         if new_people:
             self.people_top = new_people[-1][0] + 1
         batch_id, now, force = self.batch.id, self.utc_now, self.profile.force
-        rows, links = [], []
+        rows, links, alerts = [], [], []
+        link_ids = iter(self.link_ids.take(sum(_people_count(rec["people"]) for rec in prep.creates)))
+        alert_rows = self.alert_rows
         for rec, new_id in zip(prep.creates, self.notification_ids.take(len(prep.creates))):
             people = rec["people"]
             victim = people.get("victim")
@@ -928,11 +981,16 @@ class _Import:
                          victim[0]["_person_id"] if victim else None,
                          _to_json(_signature(people)), get("source_hash"), batch_id, batch_id, now,
                          now, 1))
-            links.extend(_links(new_id, people))
+            links.extend(_links(new_id, people, link_ids))
+            children = people.get("children")
+            if children and alert_rows is not None:
+                alerts.extend(self._alerts(new_id, rec, children))
         if rows:
             self.notifications_top = rows[-1][0] + 1
+        if links:
+            self.links_top = links[-1][0] + 1
         self.people.extend(new_people)
-        self.waiting.append((self.people_top, self.notifications_top, rows, links))
+        self.waiting.append((self.people_top, self.notifications_top, rows, links, self.links_top, alerts))
         self.flush(everything=bool(prep.updates))
         if prep.updates:
             self.worker.submit(_write_updates, self.conn, self._updates(prep.updates))
@@ -953,14 +1011,56 @@ class _Import:
         self.people = write(Person.__table__, self.people, PERSON_COLUMNS)
         self.people_queued_upto = self.people[0][0] if self.people else self.people_top
         while self.waiting and self.waiting[0][0] <= self.people_queued_upto:
-            _, notifications_needed, rows, links = self.waiting.popleft()
+            _, notifications_needed, rows, links, links_needed, alerts = self.waiting.popleft()
             self.notifications.extend(rows)
-            self.links_waiting.append((notifications_needed, links))
+            self.links_waiting.append((notifications_needed, links, links_needed, alerts))
         self.notifications = write(N_TABLE, self.notifications, NOTIFICATION_COLUMNS)
         queued_upto = self.notifications[0][0] if self.notifications else self.notifications_top
         while self.links_waiting and self.links_waiting[0][0] <= queued_upto:
-            self.links.extend(self.links_waiting.popleft()[1])
+            _, links, links_needed, alerts = self.links_waiting.popleft()
+            self.links.extend(links)
+            self.alerts_waiting.append((links_needed, alerts))
         self.links = write(NotificationPerson.__table__, self.links, LINK_COLUMNS)
+        queued_upto = self.links[0][0] if self.links else self.links_top
+        while self.alerts_waiting and self.alerts_waiting[0][0] <= queued_upto:
+            self.alerts.extend(self.alerts_waiting.popleft()[1])
+        self.alerts = write(ALERT_TABLE, self.alerts, ALERT_COLUMNS)
+
+    def start_resolver(self) -> None:
+        """Load the schools directory on the worker while the first chunk is parsed (files with children only)."""
+        if self.alert_rows is not None and self.profile.children:
+            self._resolver_job = self.worker.submit(_load_resolver, self.session, self.settings)
+
+    def _resolver(self):
+        if self._resolver_answer is None:
+            if self._resolver_job is not None:
+                self._resolver_answer = self.worker.result(self._resolver_job)
+            else:  # after the walk (the worker is closed): changed notifications' alerts, on this thread
+                self._resolver_answer = _load_resolver(self.session, self.settings)
+        return self._resolver_answer[0]
+
+    def _school_name(self, urn: str) -> str | None:
+        resolver, ehe = self._resolver_answer
+        school = resolver.by_urn.get(urn)
+        return school.name if school is not None else ehe.get(urn)
+
+    def _alerts(self, notification_id: int, rec: dict, children: list[dict]) -> list[tuple]:
+        """The alert rows of one new notification's children (their links are new, so no alert exists yet)."""
+        out = []
+        row = self.alert_rows.row
+        incident = rec.get("incident_at")
+        part = _notification_part({"police_ref": rec["police_ref"], "incident_at": incident,
+                                   "location": rec.get("location"), "postcode": rec.get("postcode"),
+                                   "circumstances": rec.get("circumstances"), "risk": rec.get("risk") or "not_assessed"})
+        for child in children:
+            surname, forename, dob = child["surname"], child["forename"], child["dob"]
+            made = row({"notification_id": notification_id, "link_id": child["_link_id"], "incident_at": incident,
+                        "surname": surname, "forename": forename, "dob": dob, "school_name": child["school"],
+                        "present": child["present"]},
+                       child_key(surname, forename, dob), part)
+            if made is not None:
+                out.append(made)
+        return out
 
     def _queue(self, statement: str, params: tuple) -> None:
         """SQLite: the worker runs the statement on the driver's own cursor (the Python work is done), so it needs
@@ -970,6 +1070,7 @@ class _Import:
     def _updates(self, updates: list[tuple[dict, dict, dict, dict]]) -> _Updates:
         batch_id, now = self.batch.id, self.utc_now
         history, new_links, relinked = [], [], []
+        link_ids = iter(self.link_ids.take(sum(len(rec["people"][g]) for rec, _, _, pc in updates for g in pc)))
         for rec, old, changes, pchanges in updates:
             values = {fld: rec.get(fld) for fld in self.compared}
             if values.get("risk") is None and "risk" in values:
@@ -991,7 +1092,7 @@ class _Import:
                 history.append({"notification_id": old["id"], "batch_id": batch_id, "field": group,
                                 "old_value": describe_people(o), "new_value": describe_people(n),
                                 "changed_at_utc": now})
-                new_links.extend(_links(old["id"], {group: rec["people"][group]}))
+                new_links.extend(_links(old["id"], {group: rec["people"][group]}, link_ids))
         # One statement per distinct set of columns (profiles differ in what they carry, rows do not).
         keys = [k for k in relinked[0] if not k.startswith("_")]
         params = [{"_id": v["_id"], "_version": v["_version"], **{f"v_{k}": v[k] for k in keys}} for v in relinked]
@@ -1052,7 +1153,8 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
         worker = _DbWorker()
         try:
             with _quick_thread_switches():
-                _second_walk(_Import(session, worker, profile, layout, result, now, batch), sheet, scan, progress)
+                job = _Import(session, worker, profile, layout, result, now, batch)
+                _second_walk(job, sheet, scan, progress)
         except BaseException:
             worker.close(abandon=True)
             raise
@@ -1061,7 +1163,7 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     result.warnings.sort(key=lambda w: w.row or 0)  # the header's warnings, then each notification's, in file order
     if batch is not None:
         _finish_batch(session, batch, result)
-        _raise_alerts(session, batch.id, result, user, actor, progress)
+        _raise_alerts(session, job, result, user, actor, progress)
     audit.record(session, user, "import_dry_run" if dry_run else "import", "import_batch", result.batch_id,
                  username=actor, file=file_name, sha256=sha256, profile=profile.name,
                  counts={k: v for k, v in result.to_json().items() if isinstance(v, int) and k != "batch_id"})
@@ -1070,22 +1172,20 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
     return result
 
 
-def _raise_alerts(session: Session, batch_id: int, result: ImportResult, user: User | None, actor: str | None,
+def _raise_alerts(session: Session, job: _Import, result: ImportResult, user: User | None, actor: str | None,
                   progress: Progress | None) -> None:
     """Operation Encompass: the notifications this batch created or changed get their children's alerts in the
-    same transaction, so no child is ever imported without one (``dv.encompass.generate_alerts``)."""
-    from dv.encompass import generate_alerts
-
+    same transaction, so no child is ever imported without one. Those of created notifications were written with
+    them; changed ones go through ``dv.encompass.generate_alerts``, which also writes the one audit row for all."""
     if progress:
         progress(0.97, "Raising Operation Encompass alerts")
-    table = Notification.__table__
-    ids = list(session.connection().execute(
-        select(table.c.id).where(table.c.last_batch_id == batch_id)).scalars())
-    result.alerts = generate_alerts(session, ids, user=user, actor=actor or "import")
+    result.alerts = generate_alerts(session, job.updated_ids, user=user, actor=actor or "import", rows=job.alert_rows,
+                                    notifications=result.created + result.updated)
 
 
 def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | None) -> None:
     """Parse chunk n+1 while the worker writes chunk n."""
+    job.start_resolver()
     job.stored = job.worker.call(_stored, job.conn, job.profile.force, scan.accepted)
     total, done = len(scan.accepted), 0
     pending: _Prepared | None = None
@@ -1101,6 +1201,17 @@ def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | N
         job.finish(pending)
     if not job.dry_run:
         job.flush(everything=True)
+
+
+def _load_resolver(session: Session, settings) -> tuple:
+    """The schools directory for resolving typed school names, and the elective home education officer's setting
+    name as stored (None when it is not in the directory), as ``generate_alerts`` would read them."""
+    from dv.encompass import EHE_URN, S
+    from dv.schools import SchoolResolver
+
+    resolver = SchoolResolver(session, preferred_las=list(settings.local_authorities) or None)
+    ehe = dict(session.connection().execute(select(S.c.urn, S.c.name).where(S.c.urn == EHE_URN)).all())
+    return resolver, ehe
 
 
 def _finish_batch(session: Session, batch: ImportBatch, result: ImportResult) -> None:
