@@ -104,8 +104,8 @@ def _notification_part(child: dict) -> dict:
         text = text[:CIRCUMSTANCES_MAX].rsplit(" ", 1)[0] + " …"
     return {
         "police_ref": child["police_ref"],
-        "incident_date": incident.strftime("%d/%m/%Y") if incident else None,
-        "incident_time": incident.strftime("%H:%M") if incident else None,
+        "incident_date": _dmy(incident) if incident else None,
+        "incident_time": f"{incident.hour:02d}:{incident.minute:02d}" if incident else None,
         "place": child.get("location") or child.get("postcode"),
         "circumstances": text or None,
         "risk": (getattr(child.get("risk"), "value", child.get("risk")) or "not_assessed").replace("_", " "),
@@ -115,12 +115,17 @@ def _notification_part(child: dict) -> dict:
 _PRESENT = {True: "yes", False: "no"}
 
 
+def _dmy(day: dt.date) -> str:
+    """``day.strftime("%d/%m/%Y")``, without strftime's cost for the usual four-digit year."""
+    return f"{day.day:02d}/{day.month:02d}/{day.year}" if day.year >= 1000 else day.strftime("%d/%m/%Y")
+
+
 def _child_part(child: dict, setting_name: str | None) -> dict:
     """The disclosed fields that are the child's own."""
     dob = child.get("dob")
     return {
         "child": ", ".join(x for x in (child.get("surname"), child.get("forename")) if x) or None,
-        "child_dob": dob.strftime("%d/%m/%Y") if dob else None,
+        "child_dob": _dmy(dob) if dob else None,
         "setting": setting_name,
         "present": _PRESENT.get(child.get("present"), "not known"),
     }
@@ -143,6 +148,15 @@ def _school_names(conn, urns: Iterable[str]) -> dict[str, str]:
 
 # json.dumps(value, sort_keys=True), without building an encoder for every alert
 _dumps_sorted = json.JSONEncoder(sort_keys=True).encode
+
+_encode_text = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str key or value
+_CHILD_FIELDS = frozenset({"child", "child_dob", "setting", "present"})  # _child_part's keys
+
+
+def _json_pair(key: str, value: str | None) -> str:
+    """One '"key": value' of ``json.dumps``'s default output, for a text or None value."""
+    return f"{_encode_text(key)}: {'null' if value is None else _encode_text(value)}"
+
 
 ALERT_COLUMNS = ("notification_id", "child_link_id", "child_key", "school_urn", "school_typed", "resolution",
                  "candidates", "incident_at", "due_at", "status", "disclosed", "created_at_utc", "version")
@@ -170,6 +184,8 @@ class AlertRows:
         self.resolved: dict[str, tuple] = {}  # typed name -> (urn, resolution, candidates JSON): an extract repeats
         self.names: dict[str, str | None] = {}  # urn -> school name
         self.wanted = _wanted(settings)
+        self.wanted_set = frozenset(self.wanted)
+        self.sorted_wanted = sorted(self.wanted_set)  # json.dumps(..., sort_keys=True) order
         self.now = utcnow()
         self.counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
 
@@ -216,6 +232,51 @@ class AlertRows:
         return (child["notification_id"], child["link_id"], key, urn, typed or None, resolution, candidates,
                 incident, self.deadline(urn if resolution == SchoolResolution.resolved else None, incident),
                 AlertStatus.queued, self._disclosed_json(child, self.names.get(urn), notification_part), self.now, 1)
+
+    def rows_for(self, notification: dict, children: list[tuple]) -> list[tuple]:
+        """The alert rows of a new notification's children, none of whom can have an alert yet: ``row`` for
+        each, with the notification's part of what is disclosed encoded once. ``notification``: police_ref,
+        incident_at, location, postcode, circumstances, risk; ``children``: (notification id, link id, surname,
+        forename, dob, typed school, present) tuples."""
+        out = []
+        incident = notification["incident_at"]
+        if incident is None:
+            self.counts["not_school_age"] += len(children)
+            return out
+        day, settings, counts, resolved = incident.date(), self.settings, self.counts, self.resolved
+        child_wanted = self.wanted_set & _CHILD_FIELDS
+        pieces = None
+        for notification_id, link_id, surname, forename, dob, typed, present in children:
+            if not _in_scope(dob, typed, day, settings):
+                counts["not_school_age"] += 1
+                continue
+            if pieces is None:
+                pieces = {k: _json_pair(k, v) for k, v in _notification_part(notification).items()
+                          if k in self.wanted_set}
+            typed = typed or ""
+            found = resolved.get(typed)
+            if found is None:
+                found = resolved[typed] = self._resolve(typed)
+            urn, resolution, candidates = found
+            counts["created"] += 1
+            counts["to_resolve"] += resolution == SchoolResolution.to_resolve
+            counts["home_educated"] += resolution == SchoolResolution.home_educated
+            disclosed = dict(pieces)  # and the child's own part, as _child_part makes it
+            if child_wanted:
+                if "child" in child_wanted:
+                    disclosed["child"] = _json_pair("child", ", ".join([x for x in (surname, forename) if x]) or None)
+                if "child_dob" in child_wanted:
+                    disclosed["child_dob"] = _json_pair("child_dob", _dmy(dob) if dob else None)
+                if "setting" in child_wanted:
+                    disclosed["setting"] = _json_pair("setting", self.names.get(urn))
+                if "present" in child_wanted:
+                    disclosed["present"] = _json_pair("present", _PRESENT.get(present, "not known"))
+            out.append((notification_id, link_id, child_key(surname, forename, dob), urn, typed or None, resolution,
+                        candidates, incident,
+                        self.deadline(urn if resolution == SchoolResolution.resolved else None, incident),
+                        AlertStatus.queued, "{" + ", ".join([disclosed[k] for k in self.sorted_wanted]) + "}",
+                        self.now, 1))
+        return out
 
     def _disclosed_json(self, child: dict, setting_name: str | None, notification_part: dict | None) -> str:
         """``json.dumps(_disclosed(...), sort_keys=True)``, the notification's part worked out once."""

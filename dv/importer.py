@@ -53,7 +53,7 @@ from core.models import User
 from core.scope import require
 from core.timeutil import london_now, utcnow
 from core.settings import get_settings
-from dv.encompass import ALERT_COLUMNS, AlertRows, _notification_part, child_key, generate_alerts
+from dv.encompass import ALERT_COLUMNS, AlertRows, generate_alerts
 from dv.models import (EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person, PersonRole, RowError,
                        Stream)
 from dv.parsing import parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text
@@ -410,6 +410,7 @@ class _Parser:
         self.risk_choices = ", ".join(sorted(set(profile.risk_values)))
         self._yes_no: dict[str, tuple[bool, object]] = {}
         self._risk: dict[tuple, tuple] = {}  # (cell type, cell) -> _parse_risk's answer
+        self._classification: dict[str, str | None] = {}  # classification as given -> as the profile maps it
         self._dash: dict[tuple, tuple] = {}  # (cell type, cell) -> _parse_dash's answer
         # wide children: per slot, its cells in one call and what an empty slot looks like
         self.wide = []
@@ -544,9 +545,15 @@ class _Parser:
                 bad("dash_score", known[1])
             else:
                 rec["dash_score"] = known[0]
+        yes_no = self._yes_no
         for flag, i in self.flags:
+            value = row[i]
+            known = yes_no.get(value) if value.__class__ is str else None
+            if known is not None and known[0]:
+                rec[flag] = known[1]
+                continue
             try:
-                rec[flag] = self.yes_no(row[i])
+                rec[flag] = self.yes_no(value)
             except ValueError as exc:
                 bad(flag, f"{exc.args[0]}.")
         if "flags" in f:
@@ -592,7 +599,7 @@ class _Parser:
                 address = None if address_i is None else text(row[address_i])
                 people[who] = [{
                     "surname": surname, "forename": forename, "dob": dob, "gender": gender, "person_id": pid,
-                    "address": address,
+                    "address": address, "school": None, "present": None,
                     "_sig": [surname, forename, dob.isoformat() if dob else None, gender, pid, address, None, None],
                 }]
         if profile.children and self.layout.children:
@@ -601,7 +608,12 @@ class _Parser:
 
         # stream
         cls_raw = rec.get("classification")
-        cls_as = profile.classification_values.get(norm_header(cls_raw)) if cls_raw else None
+        if cls_raw:
+            cls_as = self._classification.get(cls_raw, False)
+            if cls_as is False:
+                cls_as = self._classification[cls_raw] = profile.classification_values.get(norm_header(cls_raw))
+        else:
+            cls_as = None
         stream, reason, warning = decide_stream(rec.get("crime_ref"), rec.get("ho_code"), cls_raw, cls_as)
         rec["stream"], rec["stream_reason"] = stream.value, reason
         if warning:
@@ -725,8 +737,8 @@ def _links(notification_id: int, people: dict[str, list[dict]], ids: Iterator[in
         role = ROLES[group]
         for pos, p in enumerate(plist):
             link_id = p["_link_id"] = next(ids)
-            out.append((link_id, notification_id, p["_person_id"], role, pos, p.get("surname"), p.get("forename"),
-                        p.get("dob"), p.get("gender"), p.get("address"), p.get("school"), p.get("present")))
+            out.append((link_id, notification_id, p["_person_id"], role, pos, p["surname"], p["forename"], p["dob"],
+                        p["gender"], p["address"], p["school"], p["present"]))
     return out
 
 
@@ -1046,21 +1058,12 @@ class _Import:
 
     def _alerts(self, notification_id: int, rec: dict, children: list[dict]) -> list[tuple]:
         """The alert rows of one new notification's children (their links are new, so no alert exists yet)."""
-        out = []
-        row = self.alert_rows.row
-        incident = rec.get("incident_at")
-        part = _notification_part({"police_ref": rec["police_ref"], "incident_at": incident,
-                                   "location": rec.get("location"), "postcode": rec.get("postcode"),
-                                   "circumstances": rec.get("circumstances"), "risk": rec.get("risk") or "not_assessed"})
-        for child in children:
-            surname, forename, dob = child["surname"], child["forename"], child["dob"]
-            made = row({"notification_id": notification_id, "link_id": child["_link_id"], "incident_at": incident,
-                        "surname": surname, "forename": forename, "dob": dob, "school_name": child["school"],
-                        "present": child["present"]},
-                       child_key(surname, forename, dob), part)
-            if made is not None:
-                out.append(made)
-        return out
+        get = rec.get
+        return self.alert_rows.rows_for(
+            {"police_ref": rec["police_ref"], "incident_at": get("incident_at"), "location": get("location"),
+             "postcode": get("postcode"), "circumstances": get("circumstances"), "risk": get("risk") or "not_assessed"},
+            [(notification_id, c["_link_id"], c["surname"], c["forename"], c["dob"], c["school"], c["present"])
+             for c in children])
 
     def _queue(self, statement: str, params: tuple) -> None:
         """SQLite: the worker runs the statement on the driver's own cursor (the Python work is done), so it needs

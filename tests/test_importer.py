@@ -465,3 +465,63 @@ def test_bulk_insert_converts_values_exactly_as_sqlalchemy_does():
     assert list(_convert(days, dob, dialect)) == [dob._cached_bind_processor(dialect)(d) for d in days]
     with pytest.raises(ValueError):
         _convert(("very high",), table.c.risk.type, dialect)
+
+
+# ---------------------------------------------------------------------------------------------- alerts at import
+# The import makes the Operation Encompass alerts of the notifications it creates from the values it parsed, as it
+# writes them (dv.encompass.AlertRows.rows_for); generate_alerts makes them from what the database holds. The two
+# must agree to the byte.
+
+
+def test_alerts_made_while_importing_are_those_generate_alerts_makes(session, tmp_path, tiny_chunks):
+    import json
+
+    from sqlalchemy import delete, insert
+
+    from dv import encompass as enc
+    from dv.models import EncompassAlert, School
+    from dv.schools import normalise
+    from tests.factories import unaudited
+
+    schools = [("900001", "St Mary's CofE Primary School", "Northshire", True),
+               ("900002", "Hillside Primary School", "Northshire", True),
+               ("900003", "Sherwood Academy", "Northshire", True),
+               ("900004", "Northtown High School", "Northshire", True),
+               ("900005", "Northtown High School", "Southshire", True),  # two of one name: to resolve
+               ("900006", "Oakfield Junior School", "Northshire", False)]  # closed: never chosen
+    if session.get(School, "EHE") is None:
+        schools.append(("EHE", "Elective home education officer (Northshire)", "Northshire", True))
+    with unaudited():
+        session.execute(insert(School), [
+            {"urn": u, "name": n, "name_key": normalise(n), "la_name": la, "status": "Open" if op else "Closed",
+             "is_open": op, "type_name": "Academy converter"} for u, n, la, op in schools])
+        session.commit()
+    recs = records(120, seed=31, repeat_share=0.3)
+    with_children = [r for r in recs if r["children"]]
+    with_children[0]["children"][0]["school"] = "Home educated"
+    with_children[1]["children"][0].update(dob=None, school="Sherwood Acad")  # no date of birth, a setting typed
+    with_children[2]["children"][0].update(dob=None, school=None)  # neither: no alert
+    result = run(session, extract(tmp_path, "niche_wide", recs), "niche_wide")
+    assert result.created == 120 and result.alerts["created"] > 20
+    assert {"to_resolve", "home_educated"} <= {k for k, v in result.alerts.items() if v}
+    columns = [c for c in EncompassAlert.__table__.c if c.name not in ("id", "created_at_utc")]
+
+    def snapshot():
+        rows = session.execute(select(*columns)).all()
+        return sorted(tuple(json.loads(v) if c.name in ("disclosed", "candidates") and v else
+                            getattr(v, "value", v) for c, v in zip(columns, r)) for r in rows)
+
+    def raw():
+        return sorted(session.execute(select(EncompassAlert.child_link_id, EncompassAlert.disclosed,
+                                             EncompassAlert.candidates)).all())
+
+    made_while_importing, texts = snapshot(), raw()
+    urns = {r[[c.name for c in columns].index("school_urn")] for r in made_while_importing}
+    assert {"900001", "EHE", None} <= urns
+    session.execute(delete(EncompassAlert))
+    ids = session.exec(select(Notification.id)).all()
+    counts = enc.generate_alerts(session, ids, actor="test")
+    assert counts == result.alerts
+    assert snapshot() == made_while_importing
+    assert raw() == texts  # the JSON text itself, not only its meaning
+    session.rollback()
