@@ -23,10 +23,12 @@ day = st.date_input("Meeting date", next_meeting_day(london_now().date()), forma
 
 
 def act(fn, *args, **kwargs) -> None:
-    """One change, one transaction; a refusal, a broken rule or a colleague's newer save is shown, not raised."""
+    """One change, one transaction; a refusal, a broken rule or a colleague's newer save is shown, not raised.
+    Most changes run as widget callbacks, before the page does, so the page then shows them in one run, not two
+    (under load each run costs the server and every browser); the user is re-read for each change."""
     try:
         with session_scope() as session:
-            fn(session, user, *args, **kwargs)
+            fn(session, current_user(), *args, **kwargs)
     except (ValueError, Refused, mt.Conflict, ActionConflict) as exc:
         st.session_state["meeting_error"] = str(exc)
 
@@ -104,12 +106,10 @@ if status == "open":
         act(mt.go_to_case, mid, chosen)
         st.rerun()
     at = order.index(chosen)
-    if nav[1].button("Previous", disabled=at == 0, key="prev_case"):
-        act(mt.go_to_case, mid, order[at - 1])
-        st.rerun()
-    if nav[2].button("Next case", type="primary", disabled=at == len(order) - 1, key="next_case"):
-        act(mt.go_to_case, mid, order[at + 1])
-        st.rerun()
+    nav[1].button("Previous", disabled=at == 0, key="prev_case", on_click=act,
+                  args=(mt.go_to_case, mid, order[max(0, at - 1)]))
+    nav[2].button("Next case", type="primary", disabled=at == len(order) - 1, key="next_case", on_click=act,
+                  args=(mt.go_to_case, mid, order[min(len(order) - 1, at + 1)]))
 case = by_item[chosen]
 
 st.subheader(md_escape(f"{case['position']}. {case['police_ref']} – {label(case['stream'])}, "
@@ -136,18 +136,22 @@ timer()
 # and each save passes the version seen when editing began, so a colleague's save meanwhile is never overwritten.
 risks = ["high", "medium", "standard", "not_assessed"]
 case_seen = seen_version(f"case_{chosen}", case["case_version"])
+
+
+def save_case(item: int, seen: int | None) -> None:
+    forget_version(f"case_{item}")
+    act(mt.save_case, mid, item, expected_version=seen, confirmed_risk=st.session_state[f"confirmed_risk_{item}"],
+        risk_rationale=st.session_state[f"rationale_{item}"], decisions=st.session_state[f"decisions_{item}"])
+
+
 with st.form(f"case_{chosen}"):
-    confirmed = st.selectbox("Confirmed risk", risks, index=risks.index(case["confirmed_risk"] or case["risk"]),
-                             format_func=label, key=f"confirmed_risk_{chosen}")
-    rationale = st.text_area("Rationale (needed when it differs from the police grade)",
-                             value=case["risk_rationale"] or "", key=f"rationale_{chosen}")
-    decisions = st.multiselect("Decisions", [d.value for d in Decision], default=case["decisions"],
-                               format_func=lambda d: mt.DECISION_LABELS[Decision(d)], key=f"decisions_{chosen}")
-    if st.form_submit_button("Save risk and decisions"):
-        forget_version(f"case_{chosen}")
-        act(mt.save_case, mid, chosen, expected_version=case_seen, confirmed_risk=confirmed,
-            risk_rationale=rationale, decisions=decisions)
-        st.rerun()
+    st.selectbox("Confirmed risk", risks, index=risks.index(case["confirmed_risk"] or case["risk"]),
+                 format_func=label, key=f"confirmed_risk_{chosen}")
+    st.text_area("Rationale (needed when it differs from the police grade)", value=case["risk_rationale"] or "",
+                 key=f"rationale_{chosen}")
+    st.multiselect("Decisions", [d.value for d in Decision], default=case["decisions"],
+                   format_func=lambda d: mt.DECISION_LABELS[Decision(d)], key=f"decisions_{chosen}")
+    st.form_submit_button("Save risk and decisions", on_click=save_case, args=(chosen, case_seen))
 
 share_seen = {a: seen_version(f"share_{chosen}_{a}", case["shares"].get(a, {}).get("version")) for a in agencies}
 with st.form(f"shares_{chosen}"):
@@ -164,31 +168,42 @@ with st.form(f"shares_{chosen}"):
 
 st.caption("Actions")
 statuses = [s.value for s in ActionStatus]
+
+
+def change_status(action_id: int, seen: int | None) -> None:
+    """One interaction: choosing the status saves it (with the note as typed)."""
+    forget_version(f"action_{action_id}")
+    act(update_action, action_id, expected_version=seen, status=st.session_state[f"status_{action_id}"],
+        note=st.session_state.get(f"note_{action_id}"))
+    if "meeting_error" in st.session_state:  # refused: the box shows the stored status again
+        st.session_state.pop(f"status_{action_id}", None)
+
+
 for action in case["actions"]:
     row = st.columns([5, 2, 2])
     row[0].text(f"{action['agency']}: {action['description']} (due {action['due_at']:%d/%m/%Y %H:%M})"
                 + (f" – {action['owner']}" if action["owner"] else ""))
     action_seen = seen_version(f"action_{action['id']}", action["version"])
-    note = row[2].text_input("Note", value=action["note"] or "", key=f"note_{action['id']}")
-    new = row[1].selectbox("Status", statuses, index=statuses.index(action["status"]), format_func=label,
-                           key=f"status_{action['id']}")
-    if new != action["status"]:  # one interaction: choosing the status saves it
-        forget_version(f"action_{action['id']}")
-        act(update_action, action["id"], expected_version=action_seen, status=new, note=note)
-        if "meeting_error" in st.session_state:
-            st.session_state.pop(f"status_{action['id']}", None)
-        st.rerun()
+    row[2].text_input("Note", value=action["note"] or "", key=f"note_{action['id']}")
+    row[1].selectbox("Status", statuses, index=statuses.index(action["status"]), format_func=label,
+                     key=f"status_{action['id']}", on_change=change_status, args=(action["id"], action_seen))
+
+
+def add_action(item: int) -> None:
+    due = st.session_state["action_due"]
+    act(mt.add_case_action, mid, item, agency_id=st.session_state["action_agency"],
+        description=st.session_state["action_text"], owner=st.session_state["action_owner"],
+        due_at=dt.datetime.combine(due, dt.time(17, 0)) if due else None, now=london_now())
+
+
 with st.form(f"new_action_{chosen}", clear_on_submit=True):
     cols = st.columns([2, 4, 2])
-    agency = cols[0].selectbox("Agency", list(agencies), format_func=agencies.get, key="action_agency")
-    description = cols[1].text_input("Action", key="action_text")
-    owner = cols[2].text_input("Named owner (optional)", key="action_owner")
-    due = st.date_input("Due date (leave empty: by the confirmed risk's working hours)", value=None,
-                        format="DD/MM/YYYY", key="action_due")
-    if st.form_submit_button("Add action"):
-        act(mt.add_case_action, mid, chosen, agency_id=agency, description=description, owner=owner,
-            due_at=dt.datetime.combine(due, dt.time(17, 0)) if due else None, now=london_now())
-        st.rerun()
+    cols[0].selectbox("Agency", list(agencies), format_func=agencies.get, key="action_agency")
+    cols[1].text_input("Action", key="action_text")
+    cols[2].text_input("Named owner (optional)", key="action_owner")
+    st.date_input("Due date (leave empty: by the confirmed risk's working hours)", value=None, format="DD/MM/YYYY",
+                  key="action_due")
+    st.form_submit_button("Add action", on_click=add_action, args=(chosen,))
 if view["amendments"]:
     st.caption("Amendments after the meeting")
     st.dataframe(pd.DataFrame(view["amendments"])[["at_utc", "by", "entity", "summary"]], hide_index=True)

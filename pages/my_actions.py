@@ -46,8 +46,15 @@ frame["risk"] = frame["risk"].map(label)
 st.dataframe(
     frame[["when", "due_at", "status", "description", "police_ref", "incident_at", "risk", "owner", "note"]],
     hide_index=True, width="stretch",
-    column_config={"due_at": st.column_config.DatetimeColumn("Due", format="DD/MM/YYYY HH:mm"),
-                   "incident_at": st.column_config.DatetimeColumn("Incident", format="DD/MM/YYYY HH:mm")})
+    column_config={"when": st.column_config.TextColumn("when", width=80),
+                   "due_at": st.column_config.DatetimeColumn("Due", format="DD/MM/YYYY HH:mm", width=120),
+                   "status": st.column_config.TextColumn("status", width=90),
+                   "description": st.column_config.TextColumn("description", width=300),
+                   "police_ref": st.column_config.TextColumn("police ref", width=120),
+                   "incident_at": st.column_config.DatetimeColumn("Incident", format="DD/MM/YYYY HH:mm", width=120),
+                   "risk": st.column_config.TextColumn("risk", width=90),
+                   "owner": st.column_config.TextColumn("owner", width=120),
+                   "note": st.column_config.TextColumn("note", width=250)})
 by_id = {a["id"]: a for a in actions}
 chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="Choose an action",
                       format_func=lambda i: f"{label(by_id[i]['bucket'])}: {by_id[i]['police_ref']} – "
@@ -108,4 +115,4 @@ with st.form(f"update_{action['id']}"):
 if history:
     st.caption("History")
     st.dataframe(pd.DataFrame(history)[["changed_at_utc", "by", "field", "old_value", "new_value"]],
-                 hide_index=True, column_config={"changed_at_utc": "when (UTC)"})
+                 hide_index=True, column_config={"changed_at_utc": st.column_config.DatetimeColumn("when (UTC)", width=160), "by": st.column_config.TextColumn("by", width=150), "field": st.column_config.TextColumn("field", width=90), "old_value": st.column_config.TextColumn("old value", width=250), "new_value": st.column_config.TextColumn("new value", width=250)})
