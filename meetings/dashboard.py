@@ -1,7 +1,11 @@
 """The performance dashboard (issue 7): the hub's figures for a date range, aggregated in SQL.
 
-Every figure is a GROUP BY (or a correlated, indexed EXISTS / COUNT) run by the database; Python only folds the
-few hundred aggregated groups (one per day x stream x risk at most) into buckets. Nothing here returns a record:
+Every figure is a GROUP BY run by the database; Python only folds the aggregated groups (one per day x stream x
+risk, per agency x bin of days to complete, per bucket x hour: a few thousand at most) into buckets and tables.
+The per-notification facts (children, a child under 5, earlier incidents of the victim, MARAC referral) are set-
+based on PostgreSQL (a window over the victims' notifications, hash joins) and indexed correlated look-ups on
+SQLite (cheaper there than a window's sort); the benchmark, ``bench/dashboard_bench.py``, measured each choice.
+Nothing here returns a record:
 no names, no police references, no ids — the read-only manager role sees these figures and nothing else, which is
 why the queries carry no ``core.scope.visible`` filter (a manager's ``visible`` is ``false()`` for every case
 table) but the whole function is guarded by ``require(session, user, "view_dashboard")``.
@@ -32,9 +36,11 @@ Definitions (where the issue was silent):
   attendees counts its best (present > apologies > absent); an agency with nobody recorded is absent.
 * **Encompass**: *notified before the deadline* = notified at or before ``due_at`` (converted as above); hours
   from incident to notification convert the incident to UTC the same way.
-* **Medians** are computed by the database: ``percentile_cont(0.5)`` on PostgreSQL; on SQLite an ordered
-  ``LIMIT/OFFSET`` (one or two rows) for a single median, window functions (``row_number``/``count`` over a
-  partition) for a median per agency.
+* **Medians** are computed by the database: ``percentile_cont(0.5)`` on PostgreSQL, in the same GROUP BY as the
+  counts (``GROUPING SETS`` add the median of all agencies, or of the whole range, to the per-agency or per-bucket
+  rows). On SQLite the counts' GROUP BY also groups by a bin of the value (an eighth of a day, an hour), and that
+  histogram says which bin holds each middle row and its rank there; a second pass ranks only the rows of those
+  few bins (``row_number``). Whole seconds per case are their own bins. Exact, like sorting every value.
 * **Small-number suppression** (``DV_SUPPRESS_BELOW``, default 5) happens only in exports meant to leave the hub
   (``workbook_bytes(..., suppress=True)``): counts from 1 to 4 become "<5", and so does a share whose numerator
   was suppressed. Zero stays zero. The live page never suppresses.
@@ -47,8 +53,8 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import (Date, Integer, and_, case, cast, exists, func, literal, literal_column, or_, select, text,
-                        true, tuple_, union_all)
+from sqlalchemy import (Date, Integer, and_, case, cast, exists, false, func, literal, literal_column, not_, or_,
+                        select, text, true, tuple_, union_all)
 from sqlmodel import Session
 
 from core import audit
@@ -158,6 +164,23 @@ def _wall_to_utc(sql: _Sql, col, years):
     return case((in_bst, sql.minus_hour(col)), else_=col)
 
 
+def _utc_not_after_wall(sql: _Sql, utc, wall, years):
+    """``utc <= _wall_to_utc(wall)``: a UTC column at or before the instant of a wall-clock one (done by the due
+    time). The same truth value (NULL included), cheaper on SQLite, where moving a stored time by an hour is a
+    ``strftime`` per row: a time after the wall-clock one is late in any season; one outside British Summer Time
+    is compared as it is; one on an earlier date than a summer wall-clock time of 01:00 or later is before it
+    less an hour (text comparisons of the stored 'YYYY-MM-DD HH:MM:SS.ffffff'). Only what is left, the same day
+    in summer, is moved an hour."""
+    periods = bst_periods(years)
+    if sql.pg or not periods:
+        return utc <= _wall_to_utc(sql, wall, years)
+    in_bst = or_(*[and_(wall >= a, wall < b) for a, b in periods])
+    return case((utc > wall, false()),
+                (not_(in_bst), utc <= wall),
+                (and_(utc < func.substr(wall, 1, 10), func.substr(wall, 12, 2) >= "01"), true()),
+                else_=utc <= sql.minus_hour(wall))
+
+
 def _wall_to_utc_hours(periods_years, col):
     """The hours to add to (utc - wall) differences for a wall-clock column: 1.0 in BST, else 0.0."""
     periods = bst_periods(periods_years)
@@ -169,50 +192,62 @@ def _wall_to_utc_hours(periods_years, col):
 # ------------------------------------------------------------------------------------------------ medians
 
 
-def _median(conn, sql: _Sql, value, base, group=None) -> Any:
-    """The median of ``value`` over the rows of ``base`` (a Select's FROM/WHERE, selected columns ignored),
-    computed by the database. With ``group``: {group key: median}."""
-    if group is None:
-        inner = base.with_only_columns(value.label("v")).where(value.is_not(None)).subquery()
-        if sql.pg:
-            return conn.execute(select(func.percentile_cont(0.5).within_group(inner.c.v))).scalar()
-        n = conn.execute(select(func.count()).select_from(inner)).scalar() or 0
-        return _sqlite_median(conn, value, base.where(value.is_not(None)), n)
-    inner = base.with_only_columns(group.label("g"), value.label("v")).where(value.is_not(None)).subquery()
-    if sql.pg:
-        stmt = select(inner.c.g, func.percentile_cont(0.5).within_group(inner.c.v)).group_by(inner.c.g)
-        return {g: m for g, m in conn.execute(stmt)}
-    ranked = select(inner.c.g, inner.c.v,
-                    func.row_number().over(partition_by=inner.c.g, order_by=inner.c.v).label("rn"),
-                    func.count().over(partition_by=inner.c.g).label("cnt")).subquery()
-    stmt = (select(ranked.c.g, func.avg(ranked.c.v))
-            .where(ranked.c.rn.in_([(ranked.c.cnt + 1) // 2, (ranked.c.cnt + 2) // 2])).group_by(ranked.c.g))
-    return {g: m for g, m in conn.execute(stmt)}
-
-
-def _sqlite_median(conn, value, rows, n: int) -> Any:
-    """SQLite: the median of ``value`` over ``rows`` (a Select's FROM/WHERE), which hold ``n`` rows, counted by
-    the caller in an aggregate it runs anyway: one sort, the middle one or two rows read (``LIMIT/OFFSET``)."""
+def _positions(hist: dict) -> list[tuple[Any, int]]:
+    """The middle one or two rows of a histogram {bin: count} (bins ordered like the values): [(bin, rank within
+    the bin, 1-based)], or [] when it is empty."""
+    n = sum(hist.values())
     if not n:
-        return None
-    inner = rows.with_only_columns(value.label("v")).subquery()
-    mids = conn.execute(select(inner.c.v).order_by(inner.c.v).limit(2 - n % 2).offset((n - 1) // 2)).scalars().all()
-    return sum(mids) / len(mids)
+        return []
+    out, seen = [], 0
+    wanted = sorted({(n - 1) // 2, n // 2})  # 0-based positions of the middle row(s)
+    for b in sorted(hist):
+        c = hist[b]
+        while wanted and wanted[0] < seen + c:
+            out.append((b, wanted.pop(0) - seen + 1))
+        seen += c
+    return out
 
 
-def _sqlite_medians_by_group(conn, value, rows, group, counts: dict) -> dict:
-    """SQLite: {group key: the median of ``value``} over ``rows``, where ``counts`` gives each group's number of
-    rows (from the caller's aggregate): one window (``row_number`` per group), the middle rows picked by position,
-    so no second window counts the groups again."""
-    if not any(counts.values()):
-        return {}
-    inner = rows.with_only_columns(group.label("g"), value.label("v")).subquery()
-    ranked = select(inner.c.g, inner.c.v,
-                    func.row_number().over(partition_by=inner.c.g, order_by=inner.c.v).label("rn")).subquery()
-    picks = [and_(ranked.c.g == g, ranked.c.rn.in_(sorted({(n + 1) // 2, (n + 2) // 2})))
-             for g, n in counts.items() if n]
-    stmt = select(ranked.c.g, func.avg(ranked.c.v)).where(or_(*picks)).group_by(ranked.c.g)
-    return {g: m for g, m in conn.execute(stmt)}
+def _sqlite_binned_medians(conn, value, bin_, where, hist: dict, group=None) -> tuple[dict, Any]:
+    """SQLite: exact medians of ``value`` per group and over all, from a histogram the caller's GROUP BY already
+    made. ``bin_`` is a monotonic function of ``value`` (``CAST(value * k AS INTEGER)``, NULL when the value is),
+    ``hist`` maps (group key, bin) to the number of rows with a value. The histogram says which bin holds each
+    middle row and its rank there; one more pass ranks only the rows of those few bins (``row_number`` over a
+    few thousand rows instead of sorting a year's). Returns ({group key: median}, median of all)."""
+    per_group: dict = defaultdict(dict)
+    overall: dict = defaultdict(int)
+    for (g, b), c in hist.items():
+        per_group[g][b] = per_group[g].get(b, 0) + c
+        overall[b] += c
+    targets = {g: _positions(h) for g, h in per_group.items()}
+    targets_all = _positions(overall)
+    bins = {b for t in targets.values() for b, _ in t} | {b for b, _ in targets_all}
+    if not bins:
+        return {}, None
+    g_col = (group if group is not None else literal(0)).label("g")
+    inner = select(g_col, bin_.label("b"), value.label("v")).where(*where, bin_.in_(sorted(bins))).subquery()
+    ranked = select(inner.c.g, inner.c.b, inner.c.v,
+                    func.row_number().over(partition_by=(inner.c.g, inner.c.b), order_by=inner.c.v).label("rn_g"),
+                    func.row_number().over(partition_by=inner.c.b, order_by=inner.c.v).label("rn_b")).subquery()
+    picks = [and_(ranked.c.g == g, ranked.c.b == b, ranked.c.rn_g == r) for g, t in targets.items() for b, r in t]
+    picks += [and_(ranked.c.b == b, ranked.c.rn_b == r) for b, r in targets_all]
+    got = conn.execute(select(ranked.c.g, ranked.c.b, ranked.c.rn_g, ranked.c.rn_b, ranked.c.v)
+                       .where(or_(*picks))).all()
+    by_g = {(g, b, r): v for g, b, r, _, v in got}
+    by_b = {(b, r): v for _, b, _, r, v in got}
+    medians = {}
+    for g, t in targets.items():
+        mids = [by_g[(g, b, r)] for b, r in t]
+        if mids:
+            medians[g] = sum(mids) / len(mids)
+    mids = [by_b[(b, r)] for b, r in targets_all]
+    return medians, (sum(mids) / len(mids) if mids else None)
+
+
+def _histogram_median(hist: dict) -> Any:
+    """The exact median of a histogram of exact values {value: count} (``GROUP BY value``)."""
+    mids = [b for b, _ in _positions(hist)]
+    return sum(mids) / len(mids) if mids else None
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -377,12 +412,13 @@ def _facts_pg(sql: _Sql, lo, hi, note_filter, days_back: int):
     marac`` for every notification in the range."""
     # prior: one window over the notifications from days_back days before the range to its end (every force:
     # a victim's earlier incidents count wherever they happened), counting each one's earlier incidents of the
-    # same victim in the period: RANGE from days_back days before to the incident, the incident's own time
-    # excluded (EXCLUDE GROUP: earlier means strictly earlier, as before). Rows without a victim share a
-    # partition whose counts are never used.
+    # same victim in the period: RANGE from days_back days before the incident to one microsecond before it
+    # (timestamps are microseconds: strictly earlier, as before). A frame that slides (no EXCLUDE) keeps count(*)
+    # a running count, so the rows without a victim (one partition, whose counts are never used) cost no more
+    # than the others.
     prior = literal_column(
         f"count(*) OVER (PARTITION BY victim_id ORDER BY incident_at RANGE BETWEEN INTERVAL '{int(days_back)} days' "
-        "PRECEDING AND CURRENT ROW EXCLUDE GROUP)")
+        "PRECEDING AND INTERVAL '1 microsecond' PRECEDING)")
     w = (select(N.c.id, N.c.incident_at, N.c.stream, N.c.risk, N.c.victim_id, N.c.force, N.c.postcode,
                 prior.label("prior"))
          .where(N.c.incident_at >= lo - dt.timedelta(days=days_back), N.c.incident_at < hi).subquery("w"))
@@ -547,16 +583,28 @@ def _meetings(conn, sql: _Sql, start, end, bucket, via_notification) -> dict:
     meetings = sum(b["meetings"] for b in by_bucket)
     cases = sum(b["cases"] for b in by_bucket)
     case_base = select(CR.c.id).where(CR.c.meeting_id.in_(held_ids), *discussed)
-    median_s = _median(conn, sql, CR.c.seconds_spent, case_base)
-    mean_s = conn.execute(case_base.with_only_columns(func.avg(CR.c.seconds_spent))).scalar()
-    # decisions: several may apply to one case; shares are of the cases discussed
-    dec = conn.execute(select(CD.c.decision, func.count(func.distinct(CD.c.case_id)))
+    if sql.pg:
+        mean_s, median_s = conn.execute(case_base.with_only_columns(
+            func.avg(CR.c.seconds_spent), func.percentile_cont(0.5).within_group(CR.c.seconds_spent))).one()
+    else:
+        # seconds are whole numbers: their histogram (a GROUP BY, about a thousand values) gives the exact
+        # median, and the mean as SQLite's avg computes it (an exact integer sum over the count)
+        hist = {v: int(c) for v, c in conn.execute(case_base.with_only_columns(CR.c.seconds_spent, func.count())
+                                                   .where(CR.c.seconds_spent.is_not(None))
+                                                   .group_by(CR.c.seconds_spent)).all()}
+        n_cases = sum(hist.values())
+        mean_s = sum(v * c for v, c in hist.items()) / n_cases if n_cases else None
+        median_s = _histogram_median(hist)
+    # decisions: several may apply to one case, each at most once (unique (case_id, decision)), so count(*) is
+    # the number of cases; shares are of the cases discussed
+    dec = conn.execute(select(CD.c.decision, func.count())
                        .select_from(CD.join(CR, CR.c.id == CD.c.case_id))
                        .where(CR.c.meeting_id.in_(held_ids), *discussed).group_by(CD.c.decision)).all()
     dec_counts = {getattr(d, "value", d): int(c) for d, c in dec}
-    csc = conn.execute(select(func.count(func.distinct(CD.c.case_id)))
-                       .select_from(CD.join(CR, CR.c.id == CD.c.case_id))
-                       .where(CR.c.meeting_id.in_(held_ids), *discussed, CD.c.decision.in_(CSC_DECISIONS))).scalar() or 0
+    # the cases with either decision, from the cases held (each an index look-up on (case_id, decision)), not
+    # from every such decision ever made
+    csc_decided = exists().where(CD.c.case_id == CR.c.id, CD.c.decision.in_(CSC_DECISIONS))
+    csc = conn.execute(case_base.with_only_columns(func.count()).where(csc_decided)).scalar() or 0
     decisions = [{"decision": d.value, "cases": dec_counts.get(d.value, 0), "pct": _pct(dec_counts.get(d.value, 0), cases)}
                  for d in Decision]
     # attendance: best per (meeting, agency), then per agency over the meetings held
@@ -581,16 +629,13 @@ def _meetings(conn, sql: _Sql, start, end, bucket, via_notification) -> dict:
 def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification) -> dict:
     agreed = [A.c.created_at_utc >= london_to_utc(lo), A.c.created_at_utc < london_to_utc(hi),
               *via_notification(A.c.notification_id)]
-    due_utc = _wall_to_utc(sql, A.c.due_at, years)
     done = A.c.status == "done"
     on_time = and_(done, A.c.completed_at_utc.is_not(None),
-                   or_(A.c.due_at.is_(None), A.c.completed_at_utc <= due_utc))
+                   or_(A.c.due_at.is_(None), _utc_not_after_wall(sql, A.c.completed_at_utc, A.c.due_at, years)))
     overdue = and_(A.c.status.in_(("open", "in_progress")), A.c.due_at < now)
     # days to complete, NULL unless done: the status test sits in the value, not the WHERE, so the planner reads
     # the range from ix_action_created instead of every done action through ix_action_status_due
     days = case((done, sql.hours(A.c.created_at_utc, A.c.completed_at_utc) / 24.0), else_=None)
-    # the rows with a value (done and completed): tested without computing it (same rows as ``days`` not NULL)
-    timed = case((done, A.c.completed_at_utc), else_=None).is_not(None)
 
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
@@ -598,7 +643,7 @@ def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification)
     counts = [func.count().label("agreed"), n(done).label("done"), n(on_time).label("on_time"),
               n(overdue).label("overdue"), n(A.c.status == "not_done").label("not_done"),
               n(A.c.status == "not_possible").label("not_possible"),
-              n(A.c.status.in_(("open", "in_progress"))).label("open"), n(timed).label("timed")]
+              n(A.c.status.in_(("open", "in_progress"))).label("open")]
     if sql.pg:
         # one pass: the counts and the median per agency, and the median of all agencies (the () grouping set)
         stmt = (select(A.c.agency_id, func.grouping(A.c.agency_id).label("all_"), *counts,
@@ -609,12 +654,20 @@ def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification)
         medians = {r["agency_id"]: r["median"] for r in by_agency.values()}
         overall = next((r["median"] for r in rows if r["all_"]), None)
     else:
-        rows = conn.execute(select(A.c.agency_id, *counts).where(*agreed).group_by(A.c.agency_id)).mappings().all()
-        by_agency = {r["agency_id"]: r for r in rows}
-        timed_rows = select(A.c.id).where(*agreed, timed)
-        medians = _sqlite_medians_by_group(conn, days, timed_rows, A.c.agency_id,
-                                           {g: int(r["timed"] or 0) for g, r in by_agency.items()})
-        overall = _sqlite_median(conn, days, timed_rows, sum(int(r["timed"] or 0) for r in rows))
+        # one pass: the counts per agency and eighth of a day to complete (a few thousand groups, folded here),
+        # whose histogram finds the medians (``_sqlite_binned_medians``)
+        bin_ = cast(days * 8, Integer)
+        rows = conn.execute(select(A.c.agency_id, bin_.label("bin"), *counts).where(*agreed)
+                            .group_by(A.c.agency_id, bin_)).mappings().all()
+        by_agency = {}
+        hist = {}
+        for r in rows:
+            acc = by_agency.setdefault(r["agency_id"], defaultdict(int))
+            for k in ("agreed", "done", "on_time", "overdue", "not_done", "not_possible", "open"):
+                acc[k] += int(r[k] or 0)
+            if r["bin"] is not None:
+                hist[(r["agency_id"], r["bin"])] = int(r["agreed"])
+        medians, overall = _sqlite_binned_medians(conn, days, bin_, agreed, hist, A.c.agency_id)
     names = conn.execute(select(G.c.id, G.c.name, G.c.active).order_by(G.c.name)).all()
     out, total = [], defaultdict(int)
     for agency_id, name, active in names:
@@ -633,21 +686,23 @@ def _actions(conn, sql: _Sql, lo, hi, now: dt.datetime, years, via_notification)
     return {"rows": out, "total": tot, "now": now.replace(microsecond=0)}
 
 
+_ENCOMPASS_COUNTS = ("alerts", "notified", "on_time", "acknowledged", "unresolved")
+
+
 def _encompass(conn, sql: _Sql, lo, hi, bucket, years, via_notification) -> dict:
     where = [E.c.incident_at >= lo, E.c.incident_at < hi, *via_notification(E.c.notification_id)]
-    due_utc = _wall_to_utc(sql, E.c.due_at, years)
     notified = E.c.notified_at_utc.is_not(None)
     hours = sql.hours(E.c.incident_at, E.c.notified_at_utc) + _wall_to_utc_hours(years, E.c.incident_at)
-    timed = and_(notified, E.c.incident_at.is_not(None))  # the rows with hours to notification
 
     def n(cond):
         return func.sum(case((cond, 1), else_=0))
 
     bkey = sql.bucket(E.c.incident_at, bucket)
     cols = [func.count().label("alerts"), n(notified).label("notified"),
-            n(and_(notified, E.c.due_at.is_not(None), E.c.notified_at_utc <= due_utc)).label("on_time"),
+            n(and_(notified, E.c.due_at.is_not(None),
+                   _utc_not_after_wall(sql, E.c.notified_at_utc, E.c.due_at, years))).label("on_time"),
             n(E.c.acknowledged_at_utc.is_not(None)).label("acknowledged"),
-            n(E.c.resolution == "to_resolve").label("unresolved"), n(timed).label("timed")]
+            n(E.c.resolution == "to_resolve").label("unresolved")]
     if sql.pg:
         # one pass: the buckets' counts and the median over the range (the () grouping set)
         rows = conn.execute(select(bkey.label("bucket"), func.grouping(bkey).label("all_"), *cols,
@@ -656,11 +711,22 @@ def _encompass(conn, sql: _Sql, lo, hi, bucket, years, via_notification) -> dict
         median_h = next((r["median"] for r in rows if r["all_"]), None)
         rows = [r for r in rows if not r["all_"]]
     else:
-        rows = conn.execute(select(bkey.label("bucket"), *cols).where(*where).group_by(bkey)).mappings().all()
-        median_h = _sqlite_median(conn, hours, select(E.c.id).where(*where, timed),
-                                  sum(int(r["timed"] or 0) for r in rows))
+        # one pass: the counts per bucket and hour to notification (folded here), whose histogram finds the median
+        bin_ = cast(hours, Integer)
+        groups = conn.execute(select(bkey.label("bucket"), bin_.label("bin"), *cols).where(*where)
+                              .group_by(bkey, bin_)).mappings().all()
+        per: dict = {}
+        hist: dict = defaultdict(int)
+        for r in groups:
+            acc = per.setdefault(r["bucket"], {"bucket": r["bucket"], **{k: 0 for k in _ENCOMPASS_COUNTS}})
+            for k in _ENCOMPASS_COUNTS:
+                acc[k] += int(r[k] or 0)
+            if r["bin"] is not None:
+                hist[(0, r["bin"])] += int(r["alerts"])
+        rows = list(per.values())
+        median_h = _sqlite_binned_medians(conn, hours, bin_, where, hist)[1]
     got = {r["bucket"]: r for r in rows}
-    fields = ("alerts", "notified", "on_time", "acknowledged", "unresolved")
+    fields = _ENCOMPASS_COUNTS
     total = {k: sum(int(r[k] or 0) for r in rows) for k in fields}
     lo_d, hi_d = lo.date(), (hi - dt.timedelta(days=1)).date()
     by_bucket = [{"bucket": k, **{f: int((got.get(k) or {}).get(f) or 0) for f in fields}}

@@ -411,3 +411,154 @@ def test_report_cli(tmp_path):
         rows = s.execute(select(AuditEvent.action, AuditEvent.username).where(AuditEvent.entity == "dashboard")).all()
     engine.dispose()
     assert sorted(a for a, _ in rows) == ["export", "view"] and all(u.startswith("cli") for _, u in rows)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Added with the speed work (issue 7): the cheaper SQL must give the same answers as the plain definitions.
+
+
+def test_done_by_the_due_time_shortcut_matches_the_conversion(session):
+    """``_utc_not_after_wall`` (text shortcuts on SQLite) = ``utc <= _wall_to_utc(wall)`` for every case: summer
+    and winter, the 00:xx hour, the clock changes, a microsecond either side of the hour, earlier dates, NULLs."""
+    from sqlalchemy import case as case_
+    from sqlalchemy import literal as literal_
+
+    from meetings.dashboard import _Sql, _utc_not_after_wall, _wall_to_utc
+
+    agencies = [a for (a,) in session.execute(select(Agency.id)).all()]
+    walls = [D(2024, 7, 10, 17), D(2024, 7, 10, 0, 30), D(2024, 7, 10, 1, 0), D(2024, 7, 10, 0, 59, 59, 999999),
+             D(2024, 3, 31, 1, 59), D(2024, 3, 31, 2, 0), D(2024, 3, 31, 3, 0), D(2024, 10, 27, 1, 30),
+             D(2024, 10, 27, 2, 0), D(2024, 12, 2, 9, 15, 30, 250000), D(2025, 1, 1, 0, 0), None]
+    offsets = [None, dt.timedelta(days=-3), dt.timedelta(hours=-25), dt.timedelta(hours=-1, microseconds=-1),
+               dt.timedelta(hours=-1), dt.timedelta(minutes=-59, seconds=-59, microseconds=-999999),
+               dt.timedelta(minutes=-30), dt.timedelta(0), dt.timedelta(microseconds=1), dt.timedelta(hours=2)]
+    with unaudited():
+        person = Person(force="Test Police", surname="S", forename="M", match_key="s")
+        session.add(person)
+        session.flush()
+        n = Notification(force="Test Police", police_ref="REF-T", incident_at=D(2024, 7, 1), stream="crime",
+                         stream_reason="test", risk="high")
+        session.add(n)
+        session.flush()
+        for wall in walls:
+            for off in offsets:
+                done = None if off is None or wall is None else wall + off
+                if wall is None and off is not None:
+                    done = D(2024, 7, 10, 12) + off
+                session.add(Action(notification_id=n.id, agency_id=agencies[0], description="t",
+                                   created_at_utc=D(2024, 7, 1), due_at=wall, status="done", completed_at_utc=done))
+        session.flush()
+    A = Action.__table__
+    sql = _Sql(session.connection().dialect.name)
+    years = range(2023, 2027)
+
+    def as_int(cond):
+        return case_((cond, literal_(1)), (~cond, literal_(0)), else_=literal_(None))
+
+    rows = session.execute(select(A.c.due_at, A.c.completed_at_utc,
+                                  as_int(_utc_not_after_wall(sql, A.c.completed_at_utc, A.c.due_at, years)),
+                                  as_int(A.c.completed_at_utc <= _wall_to_utc(sql, A.c.due_at, years)))).all()
+    assert len(rows) == len(walls) * len(offsets)
+    assert [r for r in rows if r[2] != r[3]] == []
+    # and both agree with zoneinfo where neither is NULL (to the millisecond: SQLite's date functions round
+    # to it, so a wall-clock time a microsecond before the hour moves by an hour to the hour, as it always did)
+    for wall, done, fast, _ in rows:
+        if wall is not None and done is not None and wall.microsecond % 1000 == 0 and done.microsecond % 1000 == 0:
+            assert fast == int(done <= london_to_utc(wall)), (wall, done)
+
+
+def test_same_time_incidents_and_victimless_notifications(session):
+    """Earlier means strictly earlier (two incidents of one victim at the same minute are not each other's
+    repeat), and notifications without a victim are neither repeats nor a victim's earlier incidents."""
+    manager = _user(session, UserRole.manager, "mona")
+    with unaudited():
+        v = Person(force="Test Police", surname="V", forename="M", match_key="v")
+        session.add(v)
+        session.flush()
+        k = 0
+        for at, victim in ((D(2024, 5, 1, 10), v.id), (D(2024, 5, 1, 10), v.id), (D(2024, 5, 2, 10), v.id),
+                           (D(2024, 5, 1, 9), None), (D(2024, 5, 1, 10), None), (D(2024, 5, 3, 10), None)):
+            k += 1
+            session.add(Notification(force="Test Police", police_ref=f"REF-S{k}", incident_at=at, stream="crime",
+                                     stream_reason="test", risk="high", victim_id=victim))
+        session.commit()
+    rp = dashboard(session, manager, dt.date(2024, 5, 1), dt.date(2024, 5, 31), now=NOW)["repeats"]
+    # the two at 10:00 on 1 May have no earlier incident; 2 May has both: a repeat and the 3rd incident
+    assert (rp["notifications"], rp["with_victim"], rp["repeat"], rp["escalation"]) == (6, 3, 1, 1)
+
+
+def test_medians_over_many_values_match_sorting(session):
+    """The binned medians (SQLite) and percentile_cont (PostgreSQL) equal the median of the sorted values, per
+    agency (odd and even counts) and over all agencies; and for minutes per case and hours to notification."""
+    import random
+    import statistics
+
+    manager = _user(session, UserRole.manager, "mina")
+    agencies = [a for (a,) in session.execute(select(Agency.id).order_by(Agency.name)).all()][:3]
+    rng = random.Random(7)
+    hours = {agencies[0]: [rng.randint(0, 24 * 40) for _ in range(101)],
+             agencies[1]: [rng.choice([5, 5, 5, 30, 31, 200]) for _ in range(60)],
+             agencies[2]: [rng.randint(0, 3) for _ in range(2)]}
+    seconds = [rng.randint(0, 1800) for _ in range(37)] + [600] * 5
+    alert_hours = [rng.randint(0, 90) + 0.25 for _ in range(50)]
+    with unaudited():
+        n = Notification(force="Test Police", police_ref="REF-M", incident_at=D(2024, 6, 3, 8), stream="crime",
+                         stream_reason="test", risk="high")
+        session.add(n)
+        session.flush()
+        created = D(2024, 6, 3, 9)
+        for agency, hs in hours.items():
+            for h in hs:
+                session.add(Action(notification_id=n.id, agency_id=agency, description="t", created_at_utc=created,
+                                   due_at=D(2024, 9, 1, 17), status="done",
+                                   completed_at_utc=created + dt.timedelta(hours=h)))
+        m = Meeting(meeting_date=dt.date(2024, 6, 4), window_start=D(2024, 6, 3, 9), window_end=D(2024, 6, 4, 9),
+                    status="closed", opened_at_utc=D(2024, 6, 4, 9))
+        session.add(m)
+        session.flush()
+        for i, s in enumerate(seconds):
+            note = Notification(force="Test Police", police_ref=f"REF-C{i}", incident_at=D(2024, 6, 2, 8),
+                                stream="crime", stream_reason="test", risk="high")
+            session.add(note)
+            session.flush()
+            item = AgendaItem(meeting_id=m.id, notification_id=note.id, section="other")
+            session.add(item)
+            session.flush()
+            session.add(CaseRecord(meeting_id=m.id, agenda_item_id=item.id, notification_id=note.id,
+                                   seconds_spent=s, discussed=True))
+        incident = D(2024, 6, 3, 8)  # BST: 07:00 UTC
+        for h in alert_hours:
+            session.add(EncompassAlert(notification_id=n.id, incident_at=incident, due_at=D(2024, 6, 4, 8, 30),
+                                       status="notified", resolution="resolved", school_urn="100001",
+                                       notified_at_utc=incident - dt.timedelta(hours=1) + dt.timedelta(hours=h)))
+        session.commit()
+    f = dashboard(session, manager, dt.date(2024, 6, 1), dt.date(2024, 6, 30), now=NOW)
+    got = {r["agency"]: r["median_days"] for r in f["actions"]["rows"]}
+    names = dict(session.execute(select(Agency.id, Agency.name)).all())
+    for agency, hs in hours.items():
+        assert got[names[agency]] == round(statistics.median(hs) / 24, 1), names[agency]
+    every = [h for hs in hours.values() for h in hs]
+    assert f["actions"]["total"]["median_days"] == round(statistics.median(every) / 24, 1)
+    assert f["meetings"]["median_minutes_per_case"] == round(statistics.median(seconds) / 60, 1)
+    assert f["meetings"]["mean_minutes_per_case"] == round(statistics.mean(seconds) / 60, 1)
+    assert f["encompass"]["median_hours_to_notification"] == round(statistics.median(alert_hours), 1)
+
+
+def test_histogram_positions():
+    """The middle rows of a histogram, by bin and rank within it, for odd and even counts and a single bin."""
+    import random
+    import statistics
+
+    from meetings.dashboard import _histogram_median, _positions
+
+    assert _positions({}) == [] and _histogram_median({}) is None
+    assert _positions({3: 1}) == [(3, 1)]
+    assert _positions({1: 2, 2: 2}) == [(1, 2), (2, 1)]
+    assert _positions({1: 1, 2: 2, 9: 1}) == [(2, 1), (2, 2)]
+    rng = random.Random(3)
+    for _ in range(200):
+        values = [rng.randint(-5, 40) for _ in range(rng.randint(1, 60))]
+        hist: dict = {}
+        for v in values:
+            hist[v] = hist.get(v, 0) + 1
+        assert _histogram_median(hist) == statistics.median(values)
