@@ -70,7 +70,7 @@ def child_key(surname: str | None, forename: str | None, dob: dt.date | None) ->
     return f"{_key_part(surname)}|{_key_part(forename)}|{dob.isoformat() if dob else ''}"[:255]
 
 
-@functools.lru_cache(maxsize=65536)  # names repeat across an import; a pure function of its argument
+@functools.lru_cache(maxsize=16384)  # names repeat across an import; a pure function of its argument
 def _key_part(text: str | None) -> str:
     text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z]", "", text)

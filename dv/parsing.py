@@ -31,6 +31,8 @@ _NUMERIC = re.compile(r"^\d+(\.\d+)?$")
 
 def text(value: object) -> str | None:
     """A cell as trimmed text; None for an empty cell. Whole-number floats lose their '.0' (12345.0 -> '12345')."""
+    if value.__class__ is str:  # most cells: checked first
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, str):
