@@ -28,7 +28,13 @@ day 08:30; ~90 % notified before it, ~85 % acknowledged, 3 % with the school to 
   ``VACUUM ANALYZE``.
 
 Measurements take ``/tmp/dadaily-bench.lock`` (flock) so they never overlap another benchmark on this machine;
-generation does not. Results: a table, PASS/FAIL and JSON (``bench/results/dashboard.json`` or
+generation does not. ``--lock-held``: the caller already holds it (``flock /tmp/dadaily-bench.lock .venv/bin/python
+bench/dashboard_bench.py --lock-held``), so the script does not wait for it again. ``--database-url URL``: measure a
+database generated earlier (the same data set, e.g. a PostgreSQL server kept running) instead of generating one.
+
+Besides wall-clock seconds, every measurement reports CPU seconds (this process's, plus the PostgreSQL backend's
+read from ``/proc`` when the server is on this machine) and the load average: on a shared machine the wall clock
+says how busy the machine was as much as how fast the dashboard is. Results: a table, PASS/FAIL and JSON (``bench/results/dashboard.json`` or
 ``dashboard-postgres.json``). Exit status 1 when the target fails.
 """
 from __future__ import annotations
@@ -69,7 +75,10 @@ SECTIONS = ("_notification_sections", "_areas", "_meetings", "_actions", "_encom
 
 
 @contextmanager
-def bench_lock():
+def bench_lock(held: bool = False):
+    if held:  # the caller holds it (flock(1)); taking it again through another open file would wait forever
+        yield
+        return
     with open(LOCK, "w") as fh:
         log(f"waiting for {LOCK}")
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -256,6 +265,26 @@ def cached_sqlite(n_notes: int, n_actions: int, n_alerts: int, seed: int, end: d
 # ---------------------------------------------------------------------------------------------------- measuring
 
 
+def _backend_cpu(conn) -> float:
+    """CPU seconds used so far by the PostgreSQL backend serving ``conn`` (0 when it is not on this machine)."""
+    try:
+        pid = conn.connection.driver_connection.info.backend_pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, AttributeError, IndexError, ValueError):
+        return 0.0
+
+
+def _cpu(session) -> float:
+    """This process's CPU seconds, plus its PostgreSQL backend's."""
+    conn = session.connection()
+    return time.process_time() + (_backend_cpu(conn) if conn.dialect.name == "postgresql" else 0.0)
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
     """Each section's time (median of three dashboard() calls) and the statements it ran."""
     from sqlalchemy import event
@@ -267,6 +296,8 @@ def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
 
     engine = get_engine(url)
     times: dict[str, list[float]] = {s: [] for s in SECTIONS}
+    cpus: dict[str, list[float]] = {s: [] for s in SECTIONS}
+    session_box: list = []
     statements: dict[str, list] = {}
     current: list[str] = []
 
@@ -281,27 +312,31 @@ def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
     def wrap(name):
         def timed(*a, **kw):
             current[:] = [name]
-            t = time.perf_counter()
+            t, c = time.perf_counter(), _cpu(session_box[0])
             try:
                 return originals[name](*a, **kw)
             finally:
                 times[name].append(time.perf_counter() - t)
+                cpus[name].append(_cpu(session_box[0]) - c)
                 current.clear()
         return timed
 
     for name in SECTIONS:
         setattr(d, name, wrap(name))
     event.listen(engine, "before_cursor_execute", grab)
-    totals = []
+    totals, total_cpus = [], []
+    load_before = _load()
     try:
         with Session(engine, expire_on_commit=False) as s:
+            session_box.append(s)
             user = s.exec(select(User).where(User.username == MANAGER)).one()
             for k in range(3):
                 if k == 2:
                     statements.clear()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), _cpu(s)
                 figures = d.dashboard(s, user, start, end, "month", record_view=False)
                 totals.append(time.perf_counter() - t)
+                total_cpus.append(_cpu(s) - c)
                 s.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -311,6 +346,9 @@ def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
     slowest = max(med, key=med.get)
     plans = []
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":  # as dashboard() runs them
+            conn.exec_driver_sql("SET jit = off")
+            conn.exec_driver_sql("SET work_mem = '64MB'")
         for statement, params in statements.get(slowest, [])[:8]:
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
             t = time.perf_counter()
@@ -318,7 +356,10 @@ def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
             took = time.perf_counter() - t
             plans.append({"sql": " ".join(statement.split())[:400], "explain_s": round(took, 3),
                           "plan": [" | ".join(str(c) for c in r) for r in rows][:40]})
-    return {"sections_s": med, "dashboard_s": round(statistics.median(totals), 4), "slowest": slowest,
+    return {"sections_s": med, "sections_cpu_s": {name: round(statistics.median(v), 4) for name, v in cpus.items()},
+            "dashboard_s": round(statistics.median(totals), 4),
+            "dashboard_cpu_s": round(statistics.median(total_cpus), 4), "load": [load_before, _load()],
+            "slowest": slowest,
             "plans": plans, "headline": {"notifications": figures["notifications"]["total"],
                                          "actions_agreed": figures["actions"]["total"]["agreed"],
                                          "alerts": figures["encompass"]["alerts"],
@@ -346,16 +387,49 @@ def measure_page(url: str, runs: int) -> dict:
     titles = [t.value for t in at.title]
     if "Dashboard" not in titles:
         raise SystemExit(f"the manager did not land on the Dashboard: {titles}")
-    renders = []
+    renders, cpus = [], []
+    load_before = _load()
+    pg = url.startswith("postgresql")
     for _ in range(runs):
         at.session_state["auth"] = {"user_id": uid, "login_at": time.time(), "last_seen": time.time()}
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time() + (_pg_server_cpu(url) if pg else 0.0)
         at.run()
         renders.append(time.perf_counter() - t)
+        cpus.append(time.process_time() + (_pg_server_cpu(url) if pg else 0.0) - c)
         assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     return {"cold_s": round(cold, 3), "median_s": round(statistics.median(renders), 3),
-            "all_s": [round(r, 3) for r in renders], "notifications_metric": metrics.get("Notifications")}
+            "all_s": [round(r, 3) for r in renders], "cpu_median_s": round(statistics.median(cpus), 3),
+            "load": [load_before, _load()], "notifications_metric": metrics.get("Notifications")}
+
+
+def _pg_server_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL server behind ``url`` when it runs on this machine (the page opens
+    its own connections, so no one backend can be followed): its postmaster (``postmaster.pid`` in its data
+    directory), the postmaster's children, and the children it has reaped; 0 when it cannot be read."""
+    from core.db import get_engine
+
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with get_engine(url).connect() as conn:
+            data_dir = conn.exec_driver_sql("SHOW data_directory").scalar()
+        postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    except Exception:  # noqa: BLE001 - not a superuser, another machine: no figure
+        return 0.0
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(proc.name), int(stat[1])
+        if pid == postmaster:
+            total += sum(int(x) for x in stat[11:15]) / tick  # its own and its reaped children's
+        elif ppid == postmaster:
+            total += (int(stat[11]) + int(stat[12])) / tick
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--end-date", help="the data's last day (default: today, Europe/London)")
     ap.add_argument("--json")
+    ap.add_argument("--lock-held", action="store_true",
+                    help=f"the caller holds {LOCK} (flock(1)): measure without taking it again")
+    ap.add_argument("--database-url", help="measure this database, generated earlier with the same options "
+                                           "(read only), instead of generating one")
     args = ap.parse_args(argv)
     end = dt.date.fromisoformat(args.end_date) if args.end_date else actions_bench.today_london()
     from core.timeutil import london_now
@@ -379,7 +457,11 @@ def main(argv: list[str] | None = None) -> int:
                      "git_head": git_head(), "machine": platform.platform(), "cpus": os.cpu_count()}
     pg = tmpdir = None
     try:
-        if args.postgres:
+        if args.database_url:
+            url = args.database_url
+            results["database"] = "postgresql" if url.startswith("postgresql") else "sqlite"
+            results["generate"] = {"note": "generated earlier; measured as it is"}
+        elif args.postgres:
             pg = ThrowawayPostgres()
             url = pg.url
             t = time.perf_counter()
@@ -394,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(path, tmpdir / "bench.sqlite3")
             url = f"sqlite:///{tmpdir / 'bench.sqlite3'}"
         results["url"] = redact(url)
-        with bench_lock():
+        with bench_lock(args.lock_held):
             results["sections"] = measure_sections(url, start, today)
             results["page"] = measure_page(url, args.runs)
     finally:
@@ -408,12 +490,15 @@ def main(argv: list[str] | None = None) -> int:
     sec = results["sections"]
     print(f"\nDashboard benchmark ({results['database']}): {args.notifications:,} notifications, "
           f"{args.actions:,} actions, {args.alerts:,} alerts; range {start} to {today}")
-    print(f"{'section':28} {'seconds':>8}")
+    page = results["page"]
+    print(f"{'section':28} {'seconds':>8} {'CPU s':>8}")
     for name, s in sec["sections_s"].items():
-        print(f"{name.strip('_'):28} {s:8.3f}")
-    print(f"{'dashboard() total':28} {sec['dashboard_s']:8.3f}")
-    print(f"{'page (AppTest) warm-up':28} {results['page']['cold_s']:8.3f}")
-    print(f"{'page (AppTest) median':28} {results['page']['median_s']:8.3f}   runs {results['page']['all_s']}")
+        print(f"{name.strip('_'):28} {s:8.3f} {sec['sections_cpu_s'][name]:8.3f}")
+    print(f"{'dashboard() total':28} {sec['dashboard_s']:8.3f} {sec['dashboard_cpu_s']:8.3f}")
+    print(f"{'page (AppTest) warm-up':28} {page['cold_s']:8.3f}")
+    print(f"{'page (AppTest) median':28} {page['median_s']:8.3f} {page['cpu_median_s']:8.3f}   runs {page['all_s']}")
+    print(f"load average (1, 5, 15 min) before / after: sections {sec['load'][0]} / {sec['load'][1]}, "
+          f"page {page['load'][0]} / {page['load'][1]}")
     print(f"headline: {sec['headline']}")
     print(f"\nplans of the slowest section ({sec['slowest'].strip('_')}):")
     for p in sec["plans"]:
