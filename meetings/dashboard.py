@@ -107,7 +107,8 @@ class _Sql:
             return func.to_char(func.date_trunc("week" if bucket == "week" else "month", col), "YYYY-MM-DD")
         if bucket == "week":  # 'weekday 0' moves forward to Sunday (or stays), then back six days: the Monday
             return func.date(col, "weekday 0", "-6 days")
-        return func.strftime("%Y-%m-01", col)
+        # 'YYYY-MM' of the stored text (a date or SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff'), without a parse
+        return func.substr(col, 1, 7).concat("-01")
 
     def to_date(self, col):
         return cast(col, Date) if self.pg else func.date(col)
@@ -610,14 +611,18 @@ def _meetings(conn, sql: _Sql, start, end, bucket, via_notification) -> dict:
         median_s = _histogram_median(hist)
     # decisions: several may apply to one case, each at most once (unique (case_id, decision)), so count(*) is
     # the number of cases; shares are of the cases discussed
-    dec = conn.execute(select(CD.c.decision, func.count())
+    # and in the same pass the cases with both decisions that progress to children's social care, so those
+    # cases are (cases with one) + (cases with the other) - (cases with both); the second look-up is made for
+    # the first decision's rows only
+    first, second = CSC_DECISIONS
+    cd2 = CD.alias("cd2")
+    both = and_(CD.c.decision == first,
+                exists().where(cd2.c.case_id == CD.c.case_id, cd2.c.decision == second))
+    dec = conn.execute(select(CD.c.decision, func.count(), func.sum(case((both, 1), else_=0)))
                        .select_from(CD.join(CR, CR.c.id == CD.c.case_id))
                        .where(CR.c.meeting_id.in_(held_ids), *discussed).group_by(CD.c.decision)).all()
-    dec_counts = {getattr(d, "value", d): int(c) for d, c in dec}
-    # the cases with either decision, from the cases held (each an index look-up on (case_id, decision)), not
-    # from every such decision ever made
-    csc_decided = exists().where(CD.c.case_id == CR.c.id, CD.c.decision.in_(CSC_DECISIONS))
-    csc = conn.execute(case_base.with_only_columns(func.count()).where(csc_decided)).scalar() or 0
+    dec_counts = {getattr(d, "value", d): int(c) for d, c, _ in dec}
+    csc = dec_counts.get(first, 0) + dec_counts.get(second, 0) - sum(int(b or 0) for _, _, b in dec)
     decisions = [{"decision": d.value, "cases": dec_counts.get(d.value, 0), "pct": _pct(dec_counts.get(d.value, 0), cases)}
                  for d in Decision]
     # attendance: best per (meeting, agency), then per agency over the meetings held
