@@ -54,8 +54,8 @@ from core.scope import require
 from core.timeutil import london_now, utcnow
 from core.settings import get_settings
 from dv.encompass import ALERT_COLUMNS, AlertRows, generate_alerts
-from dv.models import (EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person, PersonRole, RowError,
-                       Stream)
+from dv.models import (EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person,
+                       PersonRole, RowError, Stream)
 from dv.parsing import parse_date, parse_datetime, parse_time, parse_yes_no, split_name, text
 from dv.people import PersonLinker, describe_people, lookup_people, previous_links
 from dv.profiles import Profile, norm_header
@@ -1204,6 +1204,8 @@ def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | N
         job.finish(pending)
     if not job.dry_run:
         job.flush(everything=True)
+        if job.waiting or job.links_waiting or job.alerts_waiting:  # never silently leave rows unwritten
+            raise RuntimeError("The import could not write every row; nothing was imported.")
 
 
 def _load_resolver(session: Session, settings) -> tuple:
