@@ -2,7 +2,7 @@
 """Load benchmark: 20 concurrent Chromium sessions against ``streamlit run app.py`` on loopback.
 
     .venv/bin/python bench/meeting_load.py [--duration 120] [--sessions 20] [--postgres | --database-url URL]
-                                           [--notifications 50000] [--actions 200000] [--think 1.0 4.0]
+                                           [--notifications 50000] [--actions 200000] [--think 5 15]
                                            [--hot-share 0.3] [--seed N] [--json OUT]
     .venv/bin/python bench/meeting_load.py --duration 20 --sessions 5      # a quick smoke check
 
@@ -13,13 +13,17 @@ on PostgreSQL.
 **The sessions** (Playwright's async API, one headless Debian Chromium, one browser context per session, all
 driven from one event loop): ``--sessions`` - 1 agency representatives, spread over the 8 agencies (at most 3 an
 agency, ``bench-rep-<agency>-<k>``), each repeating: open *My account*, open *My actions*, choose an action (by
-typing its police reference into "Action to update"), switch its status between open and in progress and write a
+typing the number of its police reference into "Action to update", as a person would), switch its status between open and in progress and write a
 note no one else writes, *Save*. With probability ``--hot-share`` the action is one of its agency's two "hot"
 actions, which the agency's other representatives edit too, so two of them sometimes have the same action open
 and the second save is refused (the version check). And 1 coordinator on the *Meeting* page of today's meeting
 (its agenda built and the meeting opened before the run): *Next case* (back with *Previous* at the end), save the
 risk and a decision, add an action for an agency. Each session waits a random ``--think`` time (seconds, uniform)
-between interactions, as a person reading the page would.
+between interactions, as a person reading the page would: by default 5-15 s, a brisk human pace for people who
+read a case, decide and type a note (each of 20 people acting every 10 s or so is busier than a real meeting).
+``--think 1 4`` is a stress pace: on a 2-core machine the 20 Chromium renderers then need more CPU than there is
+(about 0.4 s of browser CPU per interaction, measured with the Chrome DevTools Performance metrics), and every
+latency is a wait for a core, not for the server.
 
 **An interaction's latency** runs from the click to the page showing its result: the Streamlit server's final
 ``script_finished`` message for that rerun (read from the websocket; a ``st.rerun()`` after a save is a second
@@ -213,6 +217,41 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all cores, Linux /proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int | None = None) -> float:
+    """CPU seconds of this process and its descendants (the server, Chromium, the Playwright driver): with
+    ``machine_busy_s`` it shows how much other work shared the machine during the run."""
+    root = root or os.getpid()
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid, t in times.items():
+        p, hops = pid, 0
+        while p and p != root and hops < 64:
+            p, hops = parents.get(p, 0), hops + 1
+        if p == root:
+            total += t
+    return total
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The sessions
 # ---------------------------------------------------------------------------------------------------------------
@@ -331,17 +370,42 @@ class Session:
         return True
 
 
-async def representative(s: Session, username: str, agency: dict, stop_at: float, hot_share: float,
+class Clock:
+    """Sign-in is set-up: every session signs in first (each new browser context also loads and compiles the
+    Streamlit front end, seconds of CPU each); the measured minutes start for all at once when the last one is in."""
+
+    def __init__(self, sessions: int):
+        self.waiting, self.go, self.stop_at = sessions, asyncio.Event(), float("inf")
+        self.signing_in = asyncio.Semaphore(2)  # two at a time: a new context loads and compiles the front end
+
+    async def ready(self) -> None:
+        self.arrived()
+        await self.go.wait()
+
+    def arrived(self) -> None:  # signed in, or gave up signing in
+        self.waiting -= 1
+
+    def running(self) -> bool:
+        return time.monotonic() < self.stop_at
+
+
+async def representative(s: Session, username: str, agency: dict, clock: Clock, hot_share: float,
                          saves: list[dict]) -> None:
     page = s.page
-    await s.sign_in(username, BENCH_PASSWORD, "My actions")
+    try:
+        async with clock.signing_in:
+            await s.sign_in(username, BENCH_PASSWORD, "My actions")
+    except BaseException:
+        clock.arrived()
+        raise
+    await clock.ready()
     n = 0
-    while time.monotonic() < stop_at:
+    while clock.running():
         await s.think()
         await s.interact("open My account", lambda: s.nav("My account").click(),
                          page.get_by_role("heading", name="My account", exact=True))
         await s.think()
-        if time.monotonic() >= stop_at:
+        if not clock.running():
             break
         r = await s.interact("open My actions", lambda: s.nav("My actions").click(),
                              page.get_by_role("combobox", name="Action to update"))
@@ -352,7 +416,7 @@ async def representative(s: Session, username: str, agency: dict, stop_at: float
         target = s.rng.choice(agency["hot"] if hot and agency["hot"] else agency["targets"])
         ref = target["police_ref"]
         option = page.get_by_role("option").filter(has_text=ref)
-        if not await s.choose("Action to update", ref, option):
+        if not await s.choose("Action to update", ref.rsplit("/", 1)[-1], option):  # "0049501", not "NP/26/0049501"
             s.samples.append({"session": s.name, "role": s.role, "what": "choose an action", "at": time.time(),
                               "outcome": "not listed", "police_ref": ref})
             continue
@@ -386,10 +450,16 @@ async def representative(s: Session, username: str, agency: dict, stop_at: float
                       "error": r.get("error")})
 
 
-async def coordinator(s: Session, app_username: str, password: str, meeting: dict, agencies: dict, stop_at: float,
+async def coordinator(s: Session, app_username: str, password: str, meeting: dict, agencies: dict, clock: Clock,
                       added: list[dict], decided: dict) -> None:
     page = s.page
-    await s.sign_in(app_username, password, "Notifications")
+    try:
+        async with clock.signing_in:
+            await s.sign_in(app_username, password, "Notifications")
+    except BaseException:
+        clock.arrived()
+        raise
+    await clock.ready()
     r = await s.interact("open Meeting", lambda: s.nav("Meeting").click(),
                          page.get_by_role("heading", name="Meeting", exact=True))
     cases = meeting["cases"]
@@ -405,7 +475,7 @@ async def coordinator(s: Session, app_username: str, password: str, meeting: dic
             raise RuntimeError(f"error shown: {texts}")
         return "ok"
 
-    while time.monotonic() < stop_at:
+    while clock.running():
         await s.think()
         if at + step < 0 or at + step >= len(cases):
             step = -step
@@ -456,7 +526,7 @@ async def coordinator(s: Session, app_username: str, password: str, meeting: dic
         added.append({"description": text, "agency": agency, "item_id": item, "outcome": r["outcome"]})
 
 
-async def drive(base_url: str, setup: dict, args, coord_login: tuple[str, str]) -> dict:
+async def drive(base_url: str, setup: dict, args, coord_login: tuple[str, str], on_go=None, on_stop=None) -> dict:
     from playwright.async_api import async_playwright
 
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -486,24 +556,29 @@ async def drive(base_url: str, setup: dict, args, coord_login: tuple[str, str]) 
                 sessions.append(Session(name, "coordinator" if i == 0 else "representative", page, base_url,
                                         random.Random(f"{args.seed}-{name}"), tuple(args.think)))
             log(f"{args.sessions} sessions: signing in, then {args.duration:g} s of load")
-            started = time.monotonic()
-            # staggered starts (sign-in hashes a password at full cost): the clock starts for everyone at once
-            stop_at = started + 1.0 * args.sessions + args.duration
+            clock = Clock(args.sessions)
             tasks = []
             for i, s in enumerate(sessions):
                 if i == 0:
-                    coro = coordinator(s, coord_login[0], coord_login[1], setup, setup["agencies"], stop_at, added,
+                    coro = coordinator(s, coord_login[0], coord_login[1], setup, setup["agencies"], clock, added,
                                        decided)
                 else:
                     _, username, agency = plan[i - 1]
-                    coro = representative(s, username, agency, stop_at, args.hot_share, saves)
+                    coro = representative(s, username, agency, clock, args.hot_share, saves)
 
-                async def staggered(c=coro, delay=1.0 * i):
-                    await asyncio.sleep(delay)
-                    return await c
-
-                tasks.append(asyncio.create_task(staggered()))
+                tasks.append(asyncio.create_task(coro))
+            while clock.waiting > 0 and not all(t.done() for t in tasks):
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # the last sign-in's page settles
+            if on_go is not None:
+                on_go()
+            started = time.monotonic()
+            clock.stop_at = started + args.duration
+            clock.go.set()
+            log(f"all signed in: {args.duration:g} s of load")
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            if on_stop is not None:
+                on_stop()  # before the browser closes: its processes' CPU time goes with them
             crashed = [f"{s.name}: {type(r).__name__}: {r}" for s, r in zip(sessions, results)
                        if isinstance(r, BaseException)]
             wall = time.monotonic() - started
@@ -601,6 +676,19 @@ def summarise(samples: list[dict]) -> dict:
     return out
 
 
+def timeline(samples: list[dict], step: float = 10.0) -> list[dict]:
+    """Latency per ``step`` seconds of the run: a burst of slow interactions shows when the machine was short."""
+    timed = sorted((x for x in samples if "seconds" in x and x["outcome"] not in ("setup error", "not listed")),
+                   key=lambda x: x["at"])
+    if not timed:
+        return []
+    t0, out = timed[0]["at"], {}
+    for x in timed:
+        out.setdefault(int((x["at"] - t0) // step), []).append(x["seconds"])
+    return [{"from_s": k * step, "count": len(v), "p50_s": _pct(v, 0.5), "max_s": round(max(v), 3)}
+            for k, v in sorted(out.items())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of load (after signing in)")
@@ -611,8 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL server for the run")
     parser.add_argument("--notifications", type=int, default=DEFAULT_NOTIFICATIONS)
     parser.add_argument("--actions", type=int, default=DEFAULT_ACTIONS)
-    parser.add_argument("--think", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
-                        help="seconds between a session's interactions (uniform; default 1 4)")
+    parser.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
+                        help="seconds between a session's interactions (uniform; default 5 15, a human pace; "
+                             "1 4 is a stress pace)")
     parser.add_argument("--hot-share", type=float, default=0.3, help="share of a representative's edits on one of "
                                                                      "its agency's 2 shared 'hot' actions")
     parser.add_argument("--seed", type=int, default=1)
@@ -658,19 +747,37 @@ def main(argv: list[str] | None = None) -> int:
                               for v in setup["agencies"].values()}
         log(f"today's meeting {setup['meeting_day']}: {len(setup['cases'])} cases; starting streamlit run app.py")
         server = start_server(url, workdir)
-        cpu0, load0 = cpu_seconds(server.process.pid), os.getloadavg()
-        t0 = time.monotonic()
-        run = asyncio.run(drive(server.url, setup, args, (COORDINATOR, BENCH_PASSWORD)))
-        wall = time.monotonic() - t0
-        cpu1 = cpu_seconds(server.process.pid)
+        at_go: dict = {}
+
+        at_stop: dict = {}
+
+        def on_go() -> None:  # the measured minutes start: sign-in (set-up) is over
+            at_go.update(cpu=cpu_seconds(server.process.pid), load=os.getloadavg(), t=time.monotonic(),
+                         busy=machine_busy_s(), ours=tree_cpu_s())
+
+        def on_stop() -> None:
+            at_stop.update(cpu=cpu_seconds(server.process.pid), t=time.monotonic(), busy=machine_busy_s(),
+                           ours=tree_cpu_s())
+
+        run = asyncio.run(drive(server.url, setup, args, (COORDINATOR, BENCH_PASSWORD), on_go, on_stop))
+        cpu0, load0, t0 = at_go.get("cpu"), at_go.get("load"), at_go.get("t", time.monotonic())
+        wall = at_stop.get("t", time.monotonic()) - t0
+        cpu1, busy1, ours1 = at_stop.get("cpu"), at_stop.get("busy"), at_stop.get("ours")
         report["server"] = {"cpu_s": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None,
                             "wall_s": round(wall, 1), "load_average_after": list(os.getloadavg()),
-                            "load_average_at_start": list(load0)}
+                            "load_average_at_start": list(load0) if load0 else None}
+        if at_go.get("busy") is not None and busy1 is not None and ours1 is not None:
+            machine = busy1 - at_go["busy"]
+            ours = ours1 - at_go["ours"]
+            report["server"].update(machine_busy_cpu_s=round(machine, 1), benchmark_tree_cpu_s=round(ours, 1),
+                                    other_work_cpu_s=round(max(0.0, machine - ours), 1),
+                                    cores_busy=round(machine / max(wall, 1e-9), 2))
         errors_in_log = [ln for ln in server.log_path.read_text(errors="replace").splitlines()
                          if "Traceback" in ln or "Error" in ln][:20]
         report["server"]["log_errors"] = errors_in_log
         report["crashed_sessions"] = run["crashed"]
         report["latency"] = summarise(run["samples"])
+        report["timeline"] = timeline(run["samples"])
         report["verify"] = verify(url, setup, run)
         report["samples"] = run["samples"]
         report["saves"] = run["saves"]
@@ -725,6 +832,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  PROBLEM: {p}")
     if report["server"]["log_errors"]:
         print("server log errors: " + " | ".join(report["server"]["log_errors"][:5]))
+    srv = report["server"]
+    if "cores_busy" in srv:
+        print(f"machine: {srv['cores_busy']} of {os.cpu_count()} cores busy on average; the benchmark's processes "
+              f"{srv['benchmark_tree_cpu_s']} CPU-s, other work on the machine up to {srv['other_work_cpu_s']} CPU-s")
+    print("timeline (10 s windows, p50/max s): " + "  ".join(
+        f"{w['from_s']:.0f}:{w['p50_s']}/{w['max_s']}" for w in report["timeline"]))
     print("\nTargets:")
     for t in targets:
         print(f"  [{t['status']:>12}] {t['target']}" + (f": {t['seconds']} s" if "seconds" in t else "")
