@@ -168,17 +168,18 @@ def _wall_to_utc(sql: _Sql, col, years):
 def _utc_not_after_wall(sql: _Sql, utc, wall, years):
     """``utc <= _wall_to_utc(wall)``: a UTC column at or before the instant of a wall-clock one (done by the due
     time). The same truth value (NULL included), cheaper on SQLite, where moving a stored time by an hour is a
-    ``strftime`` per row: a time after the wall-clock one is late in any season; one outside British Summer Time
-    is compared as it is; one on an earlier date than a summer wall-clock time of 01:00 or later is before it
-    less an hour (text comparisons of the stored 'YYYY-MM-DD HH:MM:SS.ffffff'). Only what is left, the same day
-    in summer, is moved an hour."""
+    ``strftime`` per row. In order, with text comparisons of the stored 'YYYY-MM-DD HH:MM:SS.ffffff': a time
+    after the wall-clock one is late in any season; one on an earlier date than a wall-clock time of 01:00 or
+    later is before it less an hour, so on time in any season (most actions are done before the day they are
+    due); one outside British Summer Time is compared as it is. Only what is left, the same day in summer, is
+    moved an hour."""
     periods = bst_periods(years)
     if sql.pg or not periods:
         return utc <= _wall_to_utc(sql, wall, years)
     in_bst = or_(*[and_(wall >= a, wall < b) for a, b in periods])
     return case((utc > wall, false()),
-                (not_(in_bst), utc <= wall),
                 (and_(utc < func.substr(wall, 1, 10), func.substr(wall, 12, 2) >= "01"), true()),
+                (not_(in_bst), utc <= wall),
                 else_=utc <= sql.minus_hour(wall))
 
 
