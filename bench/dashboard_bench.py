@@ -349,6 +349,7 @@ def measure_sections(url: str, start: dt.date, end: dt.date) -> dict:
         if engine.dialect.name == "postgresql":  # as dashboard() runs them
             conn.exec_driver_sql("SET jit = off")
             conn.exec_driver_sql("SET work_mem = '64MB'")
+            conn.exec_driver_sql("SET random_page_cost = 1.1")
         for statement, params in statements.get(slowest, [])[:8]:
             prefix = "EXPLAIN (ANALYZE, BUFFERS) " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
             t = time.perf_counter()
