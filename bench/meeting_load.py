@@ -367,6 +367,11 @@ class Session:
         except Exception:  # noqa: BLE001
             await page.keyboard.press("Escape")
             return False
+        # the list filters as the keys arrive: wait until it shows only what was typed, so that the click does not
+        # land on a list being redrawn (on a loaded machine it then chose nothing, and the wait ran to the timeout)
+        settle = time.monotonic() + 5
+        while time.monotonic() < settle and await page.get_by_role("option").count() != await option.count():
+            await asyncio.sleep(0.1)
         return True
 
 
