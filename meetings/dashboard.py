@@ -367,11 +367,28 @@ def dashboard(session: Session, user: User | None, start: dt.date, end: dt.date,
     out["actions"] = _actions(conn, sql, lo, hi, now, years, via_notification)
     out["encompass"] = _encompass(conn, sql, lo, hi, bucket, years, via_notification)
     if record_view:
-        details = {"start": start, "end": end, "bucket": bucket, "force": force, "district": district}
-        if user is None:
-            details["username"] = actor
-        audit.record(session, user, "view", "dashboard", None, **details)
+        _audit_view(session, user, start, end, bucket, district, force, actor)
     return out
+
+
+def _audit_view(session, user, start, end, bucket, district, force, actor) -> None:
+    details = {"start": start, "end": end, "bucket": bucket, "force": force, "district": district}
+    if user is None:
+        details["username"] = actor
+    audit.record(session, user, "view", "dashboard", None, **details)
+
+
+def record_view(session: Session, user: User | None, start: dt.date, end: dt.date, bucket: str = "month",
+                district: str | None = None, *, force: str | None = None, audited: bool = True) -> None:
+    """The permission check (refused and audited as ``dashboard`` does) and, with ``audited``, the audit row of
+    the view exactly as ``dashboard`` writes it, without the figures: for a caller that then computes them with
+    ``record_view=False`` in a read-only session (``core.db.read_scope``, which cannot write a refusal). The page
+    does, so on SQLite the seconds the figures take hold no write lock (a ``session_scope`` begins IMMEDIATE:
+    every save and import would wait for the dashboard)."""
+    require(session, user, "view_dashboard")
+    if audited:
+        _audit_view(session, user, start, end, bucket, (district or "").replace(" ", "").upper() or None,
+                    (force or "").strip() or None, None)
 
 
 def _facts_sqlite(sql: _Sql, lo, hi, note_filter, days_back: int):

@@ -562,3 +562,36 @@ def test_histogram_positions():
         for v in values:
             hist[v] = hist.get(v, 0) + 1
         assert _histogram_median(hist) == statistics.median(values)
+
+
+def test_page_split_check_and_audit_then_read_only_figures(engine, session, data):
+    """The page checks and audits in a short write (``record_view``) and computes the figures in a read-only
+    session (no write lock on SQLite): the audit row is the one ``dashboard`` writes, the figures are the same,
+    and a refusal is still refused and audited."""
+    from core.db import read_scope
+    from meetings.dashboard import record_view
+
+    def views():
+        return session.execute(select(AuditEvent.username, AuditEvent.details)
+                               .where(AuditEvent.entity == "dashboard", AuditEvent.action == "view")
+                               .order_by(AuditEvent.id)).all()
+
+    record_view(session, data["manager"], START, END, "week", " ng5 ", force=" Test Police ")
+    session.commit()
+    _fig(session, data["manager"], "week", district=" ng5 ", force=" Test Police ")
+    session.commit()
+    (u1, d1), (u2, d2) = views()
+    assert u1 == u2 == "morgan" and d1 == d2
+    record_view(session, data["manager"], START, END, audited=False)
+    session.commit()
+    assert len(views()) == 2
+    with read_scope(engine) as ro:
+        figures = dashboard(ro, data["manager"], START, END, now=NOW, record_view=False)
+    expected = _fig(session, data["manager"], record_view=False)
+    for f in (figures, expected):
+        f["range"].pop("generated_at_utc")
+    assert json.dumps(figures, default=str, sort_keys=True) == json.dumps(expected, default=str, sort_keys=True)
+    agency = _user(session, UserRole.agency, "ari", agency_id=data["agencies"]["Police"])
+    with pytest.raises(Refused):
+        record_view(session, agency, START, END)
+    assert session.execute(select(AuditEvent.username).where(AuditEvent.outcome == "refused")).scalars().all() == ["ari"]
