@@ -14,8 +14,11 @@ The flow, top to bottom:
    counted unchanged without being parsed.
 5. A second walk (``_groups``), in chunks of ``CHUNK_NOTIFICATIONS`` notifications: ``_Import.prepare`` parses
    each notification (a bad value rejects its row(s) with row, column, message) and compares it with what is
-   stored; ``_Import.finish`` links people and hands creates, updates (with field-level history) to the writer.
-6. Row errors, the batch's counts and the audit row.
+   stored; ``_Import.finish`` links people and hands creates, updates (with field-level history) to the writer,
+   with the Operation Encompass alerts of the created notifications' children, made from the parsed values
+   (``dv.encompass.AlertRows.rows_for``: no second pass reading the children back).
+6. Row errors, the batch's counts, the alerts of changed notifications (``dv.encompass.generate_alerts``, which
+   also writes the one audit row of all the alerts raised) and the import's audit row.
 
 Nothing is written before the first walk has judged every reference, and everything goes into the caller's
 transaction, so a failure anywhere leaves nothing behind. Memory stays flat with the file's size: only a reference
