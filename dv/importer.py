@@ -878,6 +878,7 @@ class _Import:
         self.utc_now = utcnow()
         self.notification_ids = _Ids(worker, self.conn, N_TABLE)
         self.link_ids = _Ids(worker, self.conn, NotificationPerson.__table__)
+        self.link_ids.BLOCK = 4 * _Ids.BLOCK  # PostgreSQL: about three links a notification, fewer waits on the worker
         self.session = session
         self.updated_ids: list[int] = []
         # Operation Encompass: the alerts of the notifications created here are made from the parsed values and
