@@ -320,6 +320,13 @@ class Session:
             sample.setdefault("seconds", round(time.perf_counter() - t0, 4))
             sample["outcome"] = "error"
             sample["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            with contextlib.suppress(Exception):  # what the page shows instead, to tell a slow page from a wrong one
+                sample["page_shows"] = {
+                    "headings": (await self.page.get_by_role("heading").all_inner_texts())[:6],
+                    "alerts": [t[:200] for t in await self.page.get_by_test_id("stAlert").all_inner_texts()],
+                    "script_state": await self.page.get_by_test_id("stApp").get_attribute("data-test-script-state",
+                                                                                           timeout=2_000),
+                    "runs_finished": self.finished}
         self.samples.append(sample)
         return sample
 
@@ -830,7 +837,8 @@ def main(argv: list[str] | None = None) -> int:
           f"actions added by the coordinator {v['actions_added_seen']}; cases decided {v['cases_decided']}")
     errors = [x for x in run["samples"] if x["outcome"] in ("error", "setup error")]
     for x in errors[:15]:
-        print(f"  error: {x['session']} {x['what']} after {x.get('seconds')} s: {x.get('error')}")
+        print(f"  error: {x['session']} {x['what']} after {x.get('seconds')} s: {x.get('error')}"
+              + (f"; page shows {x['page_shows']}" if x.get("page_shows") else ""))
     for c in report["crashed_sessions"]:
         print(f"  session crashed: {c}")
     for p in v["problems"][:20]:

@@ -56,7 +56,9 @@ st.dataframe(
                    "owner": st.column_config.TextColumn("owner", width=120),
                    "note": st.column_config.TextColumn("note", width=250)})
 by_id = {a["id"]: a for a in actions}
-chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="Choose an action",
+# Keyed: the list changes under the user (the meeting adds an action for the agency; a colleague closes one), and an
+# unkeyed box would then be a new widget, dropping the choice and what was being typed.
+chosen = st.selectbox("Action to update", list(by_id), index=None, placeholder="Choose an action", key="chosen_action",
                       format_func=lambda i: f"{label(by_id[i]['bucket'])}: {by_id[i]['police_ref']} – "
                                             f"{by_id[i]['description'][:80]}")
 if chosen is None:

@@ -130,3 +130,35 @@ def test_overdue_page_counts_by_agency(agenda_db):
     counts = at.dataframe[0].value
     assert counts.set_index("agency").loc["Children's Social Care", "overdue"] == 1
     assert list(at.dataframe[1].value["description"]) == ["Long overdue"]
+
+
+def test_my_actions_choice_survives_a_new_action_for_the_agency(agenda_db):
+    """The meeting adds an action for the agency while a representative has one open: the list of choices changes,
+    and the representative's choice must stay on screen (found by bench/meeting_load.py:
+    the choice was lost and the page went back to "Choose an action")."""
+    url, coord, rep = agenda_db
+    from sqlmodel import Session
+
+    from core.models import User
+    from meetings import meeting as mt
+
+    def add(description: str) -> int:
+        with Session(get_engine(url), expire_on_commit=False) as s:
+            c = s.get(User, coord)
+            view = mt.meeting_view(s, c, MON)
+            if view["meeting"]["status"] != "open":
+                mt.open_meeting(s, c, view["meeting_id"], chair="C", expected_version=view["version"])
+            new = mt.add_case_action(s, c, view["meeting_id"], view["cases"][0]["item_id"], agency_id=CSC,
+                                     description=description, now=dt.datetime(2026, 11, 23, 10, 0))
+            s.commit()
+            return new
+
+    first = add("Visit")
+    at = _signed_in(rep).run()
+    at.selectbox[0].set_value(first).run()
+    assert "Action on" in at.subheader[0].value
+    add("Call the school")  # meanwhile, at the meeting
+    at.run()
+    assert at.subheader and "Action on" in at.subheader[0].value, "the choice was lost"
+    assert at.selectbox(key="chosen_action").value == first
+    assert "Call the school" in at.dataframe[0].value["description"].tolist()  # and the list shows the new one
