@@ -115,7 +115,7 @@ with st.form("add_case", clear_on_submit=True):
         act(add_case, view["meeting_id"], ref, reason, expected_version=view["version"])
 
 st.subheader("Person history and possible matches")
-choice = st.selectbox("Case", list(positions), index=None, placeholder="Choose a case",
+choice = st.selectbox("Case", list(positions), index=None, placeholder="Choose a case", key="agenda_case",
                       format_func=lambda i: f"{positions[i]['police_ref']} ({positions[i].get('victim') or ''})")
 if choice is not None:
     with session_scope() as session:

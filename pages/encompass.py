@@ -47,6 +47,7 @@ with tabs[0]:
     table(view["to_resolve"])
     by_id = {a["id"]: a for a in view["to_resolve"]}
     chosen = st.selectbox("Alert to resolve", list(by_id), index=None, placeholder="Choose an alert",
+                          key="alert_to_resolve",  # keyed: the choice survives the list changing (an import)
                           format_func=lambda i: f"{by_id[i]['police_ref']}: {by_id[i]['forename'] or ''} "
                                                 f"{by_id[i]['surname'] or ''} – typed “{by_id[i]['school_typed'] or ''}”")
     if chosen is not None:

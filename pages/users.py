@@ -23,6 +23,7 @@ frame["role"] = frame["role"].map(label)
 st.dataframe(frame, hide_index=True, width="stretch", column_config={"id": None})
 by_id = {u["id"]: u for u in users}
 pick = st.selectbox("Account to change", list(by_id), index=None, placeholder="Choose an account",
+                    key="account_to_change",  # keyed: the choice survives the list changing
                     format_func=lambda i: f"{by_id[i]['username']} ({by_id[i]['display_name']})")
 
 if pick is not None:
