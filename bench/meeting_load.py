@@ -390,7 +390,14 @@ class Clock:
         self.waiting, self.go, self.stop_at = sessions, asyncio.Event(), float("inf")
         self.signing_in = asyncio.Semaphore(2)  # two at a time: a new context loads and compiles the front end
 
-    async def ready(self) -> None:
+    async def sign_in(self, s: "Session", username: str, password: str, heading: str) -> None:
+        """Sign ``s`` in (two sessions at a time), then wait for everyone: the measured minutes start together."""
+        try:
+            async with self.signing_in:
+                await s.sign_in(username, password, heading)
+        except BaseException:
+            self.arrived()
+            raise
         self.arrived()
         await self.go.wait()
 
@@ -404,13 +411,7 @@ class Clock:
 async def representative(s: Session, username: str, agency: dict, clock: Clock, hot_share: float,
                          saves: list[dict]) -> None:
     page = s.page
-    try:
-        async with clock.signing_in:
-            await s.sign_in(username, BENCH_PASSWORD, "My actions")
-    except BaseException:
-        clock.arrived()
-        raise
-    await clock.ready()
+    await clock.sign_in(s, username, BENCH_PASSWORD, "My actions")
     n = 0
     while clock.running():
         await s.think()
@@ -465,13 +466,7 @@ async def representative(s: Session, username: str, agency: dict, clock: Clock, 
 async def coordinator(s: Session, app_username: str, password: str, meeting: dict, agencies: dict, clock: Clock,
                       added: list[dict], decided: dict) -> None:
     page = s.page
-    try:
-        async with clock.signing_in:
-            await s.sign_in(app_username, password, "Notifications")
-    except BaseException:
-        clock.arrived()
-        raise
-    await clock.ready()
+    await clock.sign_in(s, app_username, password, "Notifications")
     r = await s.interact("open Meeting", lambda: s.nav("Meeting").click(),
                          page.get_by_role("heading", name="Meeting", exact=True))
     cases = meeting["cases"]
