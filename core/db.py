@@ -67,6 +67,7 @@ READ_ONLY = "dadaily_read_only"
 class ReadOnlyViolation(RuntimeError):
     """A statement that writes, run in a ``read_scope`` session."""
 
+
 _READ_VERBS = ("SELECT", "WITH", "PRAGMA", "BEGIN", "SHOW", "SET")
 
 
