@@ -181,3 +181,15 @@ def test_a_session_past_its_absolute_lifetime_is_signed_out(app_db, monkeypatch)
     at.run()
     assert at.title[0].value == "DA Daily"
     assert "maximum length" in at.info[0].value
+
+
+def test_server_config_keeps_the_settings_that_load_depends_on():
+    """`.streamlit/config.toml` is read by every `streamlit run`; two of its lines are load fixes found by
+    bench/meeting_load.py (a full garbage collection after every rerun took half the server's CPU) or hardening."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    assert config["server"]["fileWatcherType"] == "none"
+    assert config["client"]["showErrorDetails"] == "none"
