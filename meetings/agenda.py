@@ -842,14 +842,15 @@ def move_item(session: Session, user: User, item_id: int, direction: int | str |
 
 
 def agenda_view(session: Session, user: User, meeting_date: dt.date, *, rules: AgendaRules | None = None,
-                log_view: bool = True) -> dict:
+                log_view: bool = True, overdue_actions: bool = True) -> dict:
     """The agenda of ``meeting_date`` as the coordinator sees it (``read_agenda``; notifications through
     ``visible(user, "notification")``). With no agenda yet, ``meeting_id`` is None (and ``note`` says why when
-    the date is not a meeting day). ``log_view`` audits the view: pass it once per page visit."""
+    the date is not a meeting day). ``log_view`` audits the view: pass it once per page visit.
+    ``overdue_actions=False`` skips the actions review (the Meeting page, which reruns on every click, shows none)."""
     if not can(user, "read_agenda"):
         raise refuse(session, user, "read_agenda", "meeting")
     return _view(session, user, _as_date(meeting_date), visible(user, "notification"), visible(user, "action"),
-                 rules or load_rules(), log_view, {})
+                 rules or load_rules(), log_view, {}, overdue_actions)
 
 
 def job_agenda_view(session: Session, meeting_date: dt.date, *, actor: str = "cli",
@@ -893,7 +894,7 @@ def _overdue_actions(conn, where: ColumnElement[bool], meeting_date: dt.date, cu
 
 
 def _view(session: Session, user: User | None, meeting_date: dt.date, notif_where, action_where,
-          rules: AgendaRules, log_view: bool, who: dict) -> dict:
+          rules: AgendaRules, log_view: bool, who: dict, overdue_actions: bool = True) -> dict:
     conn = session.connection()
     meeting = _meeting(conn, meeting_date=meeting_date)
     view: dict = {"date": meeting_date, "meeting_id": None, "status": None, "version": None, "meeting_day": True,
@@ -910,7 +911,8 @@ def _view(session: Session, user: User | None, meeting_date: dt.date, notif_wher
         except NotAMeetingDay as exc:
             view.update(meeting_day=False, note=str(exc))
     cutoff = view["window_end"] or dt.datetime.combine(meeting_date, rules.cutoff)
-    view["overdue_actions"] = _overdue_actions(conn, action_where, meeting_date, cutoff)
+    if overdue_actions:
+        view["overdue_actions"] = _overdue_actions(conn, action_where, meeting_date, cutoff)
     if meeting is None:
         return view
 

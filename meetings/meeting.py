@@ -119,7 +119,7 @@ def meeting_view(session: Session, user: User, meeting_date: dt.date, *, log_vie
     """Everything the meeting page shows: the agenda's cases in order, each with its record (confirmed risk,
     decisions, shares, actions, time spent), attendance per agency, and the timer of the case on screen."""
     require(session, user, "read_meeting")
-    view = agenda_view(session, user, meeting_date, log_view=False)
+    view = agenda_view(session, user, meeting_date, log_view=False, overdue_actions=False)
     conn = session.connection()
     settings = get_settings()
     view.update(meeting=None, attendees=[], agencies=[], cases=[], amendments=[], carried_forward=[],
