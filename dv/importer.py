@@ -51,7 +51,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from core import audit
-from core.db import bulk_insert, reserve_ids
+from core.db import bulk_insert, defer_checkpoint, reserve_ids
 from core.models import User
 from core.scope import require
 from core.timeutil import london_now, utcnow
@@ -1150,6 +1150,7 @@ def import_file(session: Session, source: str | Path | bytes, profile: Profile, 
             raise FileRejected("The file has a header row but no notifications below it.")
         batch = None
         if not dry_run:
+            defer_checkpoint(session)
             batch = ImportBatch(file_name=file_name, sha256=sha256, profile_name=profile.name, force=profile.force,
                                 encoding=result.encoding, imported_by_id=user.id if user else None,
                                 imported_by=user.username if user else actor, started_at_utc=utcnow())

@@ -103,3 +103,35 @@ def test_read_scope_does_not_wait_for_a_writer(engine):
             refs = set(s.exec(select(Notification.police_ref)).all())
         assert time.monotonic() - started < 5  # a writer-blocked read would wait for the 30 s busy timeout
         assert "PPN/COMMITTED" in refs and "PPN/UNCOMMITTED" not in refs
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_import_commits_without_the_checkpoint_which_runs_right_after(engine, db_url, tmp_path):
+    """``defer_checkpoint``: the import's commit leaves copying the WAL into the database file to a thread started
+    when the connection goes back to the pool; afterwards the file holds everything, and the pooled connection
+    checkpoints as usual again."""
+    import threading
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from core.db import WAL_AUTOCHECKPOINT, session_scope
+    from dv.importer import import_file
+    from dv.profiles import load_profile
+    from tests.factories import NOW, extract, records
+
+    path = extract(tmp_path, "niche_wide", records(200, seed=4))
+    with session_scope(engine) as session:
+        session.connection().exec_driver_sql(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+        assert import_file(session, path, load_profile("niche_wide"), actor="test", now=NOW).created == 200
+        # inside the import's transaction the commit's own checkpoint is off
+        assert session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    for thread in [t for t in threading.enumerate() if t.name == "dadaily-wal-checkpoint"]:
+        thread.join(30)
+    database = Path(make_url(db_url).database)
+    with engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        page_size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT
+    # 200 notifications are far fewer than 1,000 WAL pages: only the deferred checkpoint copies them into the file
+    assert pages > 100 and database.stat().st_size == pages * page_size
