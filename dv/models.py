@@ -100,13 +100,13 @@ class Person(SQLModel, table=True):
 class Notification(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("force", "police_ref", name="uq_notification_force_ref"),
-        Index("ix_notification_incident", "incident_at"),
         Index("ix_notification_victim_incident", "victim_id", "incident_at"),
         Index("ix_notification_stream_incident", "stream", "incident_at"),
         # foreign keys that deletes (retention) check: without these, each deleted batch scans the table
         Index("ix_notification_first_batch", "first_batch_id"),
         Index("ix_notification_last_batch", "last_batch_id"),
-        # the dashboard: notifications by incident time, covering what it groups and filters by
+        # the dashboard: notifications by incident time, covering what it groups and filters by (and every other
+        # look-up by incident time: it starts with incident_at, so a narrower index on it alone is not kept)
         Index("ix_notification_dashboard", "incident_at", "stream", "risk", "victim_id", "force", "postcode"),
     )
 
@@ -209,10 +209,12 @@ class EncompassAlert(SQLModel, table=True):
                       UniqueConstraint("child_link_id", name="uq_alert_child_link"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
+    # Both foreign keys are looked up through an index that starts with them (ix_alert_notification_child,
+    # uq_alert_child_link), so deleting a notification or a person link never scans every alert.
     notification_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False, index=True))
-    child_link_id: Optional[int] = Field(  # indexed: deleting a person link must not scan every alert
-        default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL"), index=True))
+        sa_column=Column(Integer, ForeignKey("notification.id", ondelete="CASCADE"), nullable=False))
+    child_link_id: Optional[int] = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("notification_person.id", ondelete="SET NULL")))
     school_urn: Optional[str] = Field(default=None, max_length=12)  # None while the school is to be resolved
     # The child as "surname|forename|dob" (normalised): a re-import that rewrites the notification's people (new
     # link ids) finds the child's existing alert instead of raising a second one.
