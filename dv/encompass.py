@@ -180,7 +180,8 @@ class AlertRows:
         self._resolver_factory = resolver
         self._resolver = None
         self._school_name = school_name
-        self.deadlines: dict[tuple, dt.datetime] = {}  # (urn, day, before the school day starts) -> deadline
+        self.deadlines: dict[tuple, dt.datetime] = {}  # (calendar, day, before the school day starts) -> deadline
+        self.calendars: dict[str | None, int] = {}  # urn -> its calendar's identity (self.terms holds them all)
         self.resolved: dict[str, tuple] = {}  # typed name -> (urn, resolution, candidates JSON): an extract repeats
         self.names: dict[str, str | None] = {}  # urn -> school name
         self.wanted = _wanted(settings)
@@ -190,7 +191,11 @@ class AlertRows:
         self.counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
 
     def deadline(self, urn: str | None, incident: dt.datetime) -> dt.datetime:
-        key = (urn, incident.date(), incident.time() < self.starts)
+        # Settings on the authority's calendar (nearly all) share one answer per day: keyed by calendar, not URN.
+        calendar = self.calendars.get(urn)
+        if calendar is None:
+            calendar = self.calendars[urn] = id(self.terms.calendar(urn))
+        key = (calendar, incident.date(), incident.time() < self.starts)
         found = self.deadlines.get(key)
         if found is None:
             found = self.deadlines[key] = self.terms.deadline(urn, incident)
