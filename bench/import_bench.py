@@ -13,7 +13,10 @@ cached in ``bench/.cache/`` (keyed by size, seed and a hash of ``dv/synthetic.py
 * import – ``import_file`` into a fresh database (default: a new SQLite file in a temporary folder; with
   ``--database-url`` a PostgreSQL database whose ``public`` schema is DROPPED and recreated first), timed from the
   call to the commit;
-* re-import – the same file again into the same database (every notification unchanged).
+* re-import – the same file again into the same database (every notification unchanged);
+* writes alone (SQLite) – the first import's INSERT statements, captured and replayed on their own into another
+  fresh database: what storing the rows costs SQLite with no Python work around it. The floor plus this is the
+  least an import can take (no row exists before the whole sheet is loaded), shown as ``bound/floor``.
 
 With ``--repeat N`` each of these is measured N times (a fresh database for each import) and the fastest is
 reported, with every time in the JSON (``runs_s``); the peak memory reported is the highest of the N.
@@ -166,6 +169,54 @@ def child_import(path: Path, url: str, fresh: bool) -> dict:
             "peak_mb": _peak_mb()}
 
 
+def child_writes(path: Path) -> dict:
+    """The writes alone (SQLite): every INSERT a first import of ``path`` hands the database, captured from the
+    importer's writer queue (``dv.importer._Import._queue``), then replayed on their own, in the same order and
+    one transaction, into a second fresh database with the same settings: no parsing, linking or Python work
+    besides the driver binding the values. What SQLite itself needs to store the notifications, people, links and
+    alerts with the schema's indexes; the import cannot be faster than the sheet's loading plus this, since no row
+    exists before python-calamine has loaded the whole sheet."""
+    import dv.importer as importer
+    from core.db import get_engine, migrate, session_scope
+    from dv.models import ImportBatch
+    from dv.profiles import load_profile
+
+    captured: list[tuple[str, tuple]] = []
+    queue = importer._Import._queue
+
+    def capture(self, statement, params):
+        captured.append((statement, params))
+        queue(self, statement, params)
+
+    importer._Import._queue = capture
+    profile = load_profile(PROFILE)
+    with tempfile.TemporaryDirectory(prefix="dadaily-writes-") as tmp:
+        first = f"sqlite:///{Path(tmp) / 'import.sqlite3'}"
+        migrate(first)
+        with session_scope(get_engine(first)) as session:
+            batch_id = importer.import_file(session, path, profile).batch_id
+        replay = f"sqlite:///{Path(tmp) / 'replay.sqlite3'}"
+        migrate(replay)
+        engine = get_engine(replay)
+        with session_scope(engine) as session:  # the batch the rows point at, before the clock starts
+            session.add(ImportBatch(id=batch_id, file_name=path.name, sha256="-", profile_name=profile.name,
+                                    force=profile.force))
+        raw = engine.raw_connection()  # core.db's pragmas; autocommit, so BEGIN and COMMIT are ours
+        try:
+            db = raw.driver_connection
+            db.execute("PRAGMA wal_autocheckpoint=0")  # as the import: the checkpoint is not part of the commit
+            t0 = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            for statement, params in captured:
+                db.execute(statement, params)
+            db.execute("COMMIT")
+            seconds = time.perf_counter() - t0
+        finally:
+            raw.close()
+    return {"seconds": round(seconds, 4), "statements": len(captured),
+            "values": sum(len(p) for _, p in captured), "peak_mb": _peak_mb()}
+
+
 def run_child() -> None:
     """Entry point of a measurement subprocess: ``--child MODE ARGS...``; prints one JSON line."""
     mode, args = sys.argv[2], sys.argv[3:]
@@ -175,6 +226,8 @@ def run_child() -> None:
         out = child_floor_pandas(Path(args[0]))
     elif mode == "floor-calamine":
         out = child_floor_calamine(Path(args[0]))
+    elif mode == "writes":
+        out = child_writes(Path(args[0]))
     elif mode == "import":
         out = child_import(Path(args[0]), args[1], fresh=args[2] == "fresh")
     else:
@@ -278,6 +331,12 @@ def measure_size(size: int, seed: int, database_url: str | None, parse_only: boo
         entry["reimport"] = _fastest(agains)
     floor, first_s = entry["floor"]["seconds"], entry["import"].get("seconds")
     entry["import_floor_ratio"] = round(first_s / floor, 2) if floor and first_s is not None else None
+    if database_url is None or database_url.startswith("sqlite"):
+        writes = entry["writes_alone"] = _fastest([spawn("writes", str(path)) for _ in range(repeat)])
+        log(f"  writes alone {writes.get('seconds', 'failed')}s")
+        if floor and "seconds" in writes:
+            # the least an import can take: the sheet loaded (the floor), then its rows written
+            entry["bound_floor_ratio"] = round((floor + writes["seconds"]) / floor, 2)
     return entry
 
 
@@ -335,19 +394,24 @@ def print_table(entries: list[dict], targets: list[dict]) -> None:
     def cell(value, fmt="{:.3f}") -> str:
         return "-" if value is None else fmt.format(value) if isinstance(value, (int, float)) else str(value)
 
-    head = ("rows", "floor s", "import s", "import/floor", "re-import s", "peak MB")
+    head = ("rows", "floor s", "import s", "import/floor", "re-import s", "peak MB", "writes s", "bound/floor")
     print("\n" + " | ".join(f"{h:>12}" for h in head))
     print("-|-".join("-" * 12 for _ in head))
     for e in entries:
         imp, re_imp = e.get("import") or {}, e.get("reimport") or {}
         values = (f"{e['rows']:,}", cell(e["floor"]["seconds"]), cell(imp.get("seconds")),
                   cell(e.get("import_floor_ratio"), "{:.2f}x"), cell(re_imp.get("seconds")),
-                  cell(max(imp.get("peak_mb", 0), re_imp.get("peak_mb", 0)) or None, "{:.0f}"))
+                  cell(max(imp.get("peak_mb", 0), re_imp.get("peak_mb", 0)) or None, "{:.0f}"),
+                  cell((e.get("writes_alone") or {}).get("seconds")), cell(e.get("bound_floor_ratio"), "{:.2f}x"))
         print(" | ".join(f"{v:>12}" for v in values))
     errors = [(e["rows"], k, e[k]["error"]) for e in entries for k in ("import", "reimport")
               if "error" in (e.get(k) or {})]
     for rows, kind, message in errors:
         print(f"\n{kind} of {rows:,} rows failed: {message}")
+    if any(e.get("bound_floor_ratio") for e in entries):
+        print("\nwrites s: the import's INSERTs replayed alone into a fresh SQLite database (no parsing or linking);"
+              "\nbound/floor: (floor + writes) / floor, the least import/floor possible, as no row exists before the"
+              "\nwhole sheet is loaded.")
     print("\nTargets:")
     for t in targets:
         print(f"  [{t['status']:>12}] {t['target']}  ({t['detail']})")
