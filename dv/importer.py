@@ -390,6 +390,15 @@ TEXT_FIELDS = ("crime_ref", "classification", "offence", "ho_code", "location", 
                "relationship")
 
 
+def _remembered(cache: dict, parse: Callable[[object], tuple], value: object) -> tuple:
+    """``parse(value)``, worked out once per distinct cell (keyed by type too: 1 and "1" may read differently)."""
+    key = (value.__class__, value)
+    known = cache.get(key)
+    if known is None:
+        known = cache[key] = parse(value)
+    return known
+
+
 class _Parser:
     """One notification's values from its row(s). Built once per import: where each field sits, and the answers
     for values that repeat on every row ("Y", "Standard"), are worked out once."""
@@ -530,24 +539,16 @@ class _Parser:
                 bad("reported_at" if "reported_at" in f else "reported_date", f"Reported date {exc}.")
 
         if "risk" in f:
-            value = row[f["risk"]]
-            key = (value.__class__, value)
-            known = self._risk.get(key)
-            if known is None:
-                known = self._risk[key] = self._parse_risk(value)
-            if known[1] is not None:
-                bad("risk", known[1])
-            rec["risk"] = known[0]
+            risk, problem = _remembered(self._risk, self._parse_risk, row[f["risk"]])
+            if problem is not None:
+                bad("risk", problem)
+            rec["risk"] = risk
         if "dash_score" in f:
-            value = row[f["dash_score"]]
-            key = (value.__class__, value)
-            known = self._dash.get(key)
-            if known is None:
-                known = self._dash[key] = self._parse_dash(value)
-            if known[1] is not None:
-                bad("dash_score", known[1])
+            score, problem = _remembered(self._dash, self._parse_dash, row[f["dash_score"]])
+            if problem is not None:
+                bad("dash_score", problem)
             else:
-                rec["dash_score"] = known[0]
+                rec["dash_score"] = score
         yes_no = self._yes_no
         for flag, i in self.flags:
             value = row[i]
