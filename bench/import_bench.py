@@ -16,7 +16,10 @@ cached in ``bench/.cache/`` (keyed by size, seed and a hash of ``dv/synthetic.py
 * re-import – the same file again into the same database (every notification unchanged);
 * writes alone (SQLite) – the first import's INSERT statements, captured and replayed on their own into another
   fresh database: what storing the rows costs SQLite with no Python work around it. The floor plus this is the
-  least an import can take (no row exists before the whole sheet is loaded), shown as ``bound/floor``.
+  least an import can take (no row exists before the whole sheet is loaded), shown as ``bound/floor``. The same
+  statements are then replayed again beside a thread running pure Python, to see how much Python work can run
+  while SQLite writes; set against the import's own Python (its main thread's CPU less the floor) that gives
+  ``python s`` and ``room s``: the 3x target in seconds of Python.
 
 With ``--repeat N`` each of these is measured N times (a fresh database for each import) and the fastest is
 reported, with every time in the JSON (``runs_s``); the peak memory reported is the highest of the N.
@@ -162,11 +165,14 @@ def child_import(path: Path, url: str, fresh: bool) -> dict:
     migrate(url)
     engine = get_engine(url)
     t1 = time.perf_counter()
+    cpu0 = time.thread_time()
     with session_scope(engine) as session:
         result = import_file(session, path, profile)
     t2 = time.perf_counter()
-    return {"seconds": round(t2 - t1, 4), "migrate_s": round(t1 - t0, 3), "result": _summarise(result),
-            "peak_mb": _peak_mb()}
+    # the main thread's own CPU (loading the sheet, parsing, linking; not the writer thread's)
+    main_cpu = time.thread_time() - cpu0
+    return {"seconds": round(t2 - t1, 4), "migrate_s": round(t1 - t0, 3), "main_thread_cpu_s": round(main_cpu, 3),
+            "result": _summarise(result), "peak_mb": _peak_mb()}
 
 
 def child_writes(path: Path) -> dict:
@@ -201,20 +207,68 @@ def child_writes(path: Path) -> dict:
         with session_scope(engine) as session:  # the batch the rows point at, before the clock starts
             session.add(ImportBatch(id=batch_id, file_name=path.name, sha256="-", profile_name=profile.name,
                                     force=profile.force))
-        raw = engine.raw_connection()  # core.db's pragmas; autocommit, so BEGIN and COMMIT are ours
-        try:
-            db = raw.driver_connection
-            db.execute("PRAGMA wal_autocheckpoint=0")  # as the import: the checkpoint is not part of the commit
-            t0 = time.perf_counter()
-            db.execute("BEGIN IMMEDIATE")
-            for statement, params in captured:
-                db.execute(statement, params)
-            db.execute("COMMIT")
-            seconds = time.perf_counter() - t0
-        finally:
-            raw.close()
+        seconds, _ = _replay(engine, captured, beside=False)
+        replay2 = f"sqlite:///{Path(tmp) / 'replay2.sqlite3'}"
+        migrate(replay2)
+        engine2 = get_engine(replay2)
+        with session_scope(engine2) as session:
+            session.add(ImportBatch(id=batch_id, file_name=path.name, sha256="-", profile_name=profile.name,
+                                    force=profile.force))
+        seconds_beside, python_beside = _replay(engine2, captured, beside=True)
     return {"seconds": round(seconds, 4), "statements": len(captured),
-            "values": sum(len(p) for _, p in captured), "peak_mb": _peak_mb()}
+            "values": sum(len(p) for _, p in captured), "seconds_with_python_beside": round(seconds_beside, 4),
+            "python_beside_s": round(python_beside, 3), "peak_mb": _peak_mb()}
+
+
+def _spin(n: int = 20000) -> int:
+    x = 0
+    for i in range(n):
+        x += i * 3 % 7
+    return x
+
+
+def _replay(engine, captured: list[tuple[str, tuple]], beside: bool) -> tuple[float, float]:
+    """(seconds, Python work done beside) of the captured statements run in one transaction. With ``beside``, a
+    second thread runs pure Python meanwhile, with the import's 1 ms switch interval: how much of an import's own
+    Python work (parsing, linking) could at best run while SQLite writes, in seconds of that work done alone."""
+    import threading
+
+    unit = 0.0
+    if beside:
+        t = time.thread_time()
+        for _ in range(100):
+            _spin()
+        unit = (time.thread_time() - t) / 100  # one _spin() alone, in CPU seconds
+    raw = engine.raw_connection()  # core.db's pragmas; autocommit, so BEGIN and COMMIT are ours
+    stop, done = threading.Event(), [0]
+
+    def spinner() -> None:
+        while not stop.is_set():
+            _spin()
+            done[0] += 1
+
+    saved = sys.getswitchinterval()
+    thread = threading.Thread(target=spinner, daemon=True) if beside else None
+    try:
+        db = raw.driver_connection
+        db.execute("PRAGMA wal_autocheckpoint=0")  # as the import: the checkpoint is not part of the commit
+        sys.setswitchinterval(0.001)  # as the import (dv.importer._quick_thread_switches)
+        t0 = time.perf_counter()
+        if thread is not None:
+            thread.start()
+        db.execute("BEGIN IMMEDIATE")
+        for statement, params in captured:
+            db.execute(statement, params)
+        db.execute("COMMIT")
+        seconds = time.perf_counter() - t0
+        work = done[0] * unit
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        sys.setswitchinterval(saved)
+        raw.close()
+    return seconds, work
 
 
 def run_child() -> None:
@@ -337,6 +391,15 @@ def measure_size(size: int, seed: int, database_url: str | None, parse_only: boo
         if floor and "seconds" in writes:
             # the least an import can take: the sheet loaded (the floor), then its rows written
             entry["bound_floor_ratio"] = round((floor + writes["seconds"]) / floor, 2)
+        main_cpu = entry["import"].get("main_thread_cpu_s")
+        if floor and main_cpu is not None and "python_beside_s" in writes:
+            # The 3x target in Python terms. The import's own Python: its main thread's CPU less the sheet's
+            # loading (about the floor). The room for it: what ran beside the writes, plus whatever of the 2x floor
+            # left after loading the sheet the writes do not fill (negative when they overfill it). At best: the
+            # first rows must be parsed before any can be written.
+            entry["python_s"] = round(main_cpu - floor, 3)
+            entry["python_room_s"] = round(writes["python_beside_s"]
+                                           + (MID_MAX_RATIO - 1) * floor - writes["seconds_with_python_beside"], 3)
     return entry
 
 
@@ -394,7 +457,8 @@ def print_table(entries: list[dict], targets: list[dict]) -> None:
     def cell(value, fmt="{:.3f}") -> str:
         return "-" if value is None else fmt.format(value) if isinstance(value, (int, float)) else str(value)
 
-    head = ("rows", "floor s", "import s", "import/floor", "re-import s", "peak MB", "writes s", "bound/floor")
+    head = ("rows", "floor s", "import s", "import/floor", "re-import s", "peak MB", "writes s", "bound/floor",
+            "python s", "room s")
     print("\n" + " | ".join(f"{h:>12}" for h in head))
     print("-|-".join("-" * 12 for _ in head))
     for e in entries:
@@ -402,7 +466,8 @@ def print_table(entries: list[dict], targets: list[dict]) -> None:
         values = (f"{e['rows']:,}", cell(e["floor"]["seconds"]), cell(imp.get("seconds")),
                   cell(e.get("import_floor_ratio"), "{:.2f}x"), cell(re_imp.get("seconds")),
                   cell(max(imp.get("peak_mb", 0), re_imp.get("peak_mb", 0)) or None, "{:.0f}"),
-                  cell((e.get("writes_alone") or {}).get("seconds")), cell(e.get("bound_floor_ratio"), "{:.2f}x"))
+                  cell((e.get("writes_alone") or {}).get("seconds")), cell(e.get("bound_floor_ratio"), "{:.2f}x"),
+                  cell(e.get("python_s")), cell(e.get("python_room_s")))
         print(" | ".join(f"{v:>12}" for v in values))
     errors = [(e["rows"], k, e[k]["error"]) for e in entries for k in ("import", "reimport")
               if "error" in (e.get(k) or {})]
@@ -411,7 +476,10 @@ def print_table(entries: list[dict], targets: list[dict]) -> None:
     if any(e.get("bound_floor_ratio") for e in entries):
         print("\nwrites s: the import's INSERTs replayed alone into a fresh SQLite database (no parsing or linking);"
               "\nbound/floor: (floor + writes) / floor, the least import/floor possible, as no row exists before the"
-              "\nwhole sheet is loaded.")
+              "\nwhole sheet is loaded."
+              "\npython s: the import's main-thread CPU less the floor (its own parsing, checking, linking, rows);"
+              "\nroom s: the most of that which fits in 3x the floor: the Python that ran beside the replayed writes"
+              "\n(a second thread, 1 ms switch interval) plus the time of 2x the floor the writes leave free.")
     print("\nTargets:")
     for t in targets:
         print(f"  [{t['status']:>12}] {t['target']}  ({t['detail']})")
