@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlmodel import Session
 
 from core import audit
-from core.auth import hash_password
+from core.auth import hash_password, manages_coordinators
 from core.models import Agency, AgencyKind, User, UserRole
 from core.scope import changeable, refuse, require, visible
 
@@ -57,7 +57,8 @@ def add_agency(session: Session, actor: User | None, name: str, kind: str = "oth
 
 def update_user(session: Session, actor: User, user_id: int, expected_version: int, **changes) -> dict:
     """Change role, agency, school, name, email or disabled. Refused outside ``manage_users``; StaleEdit when the
-    account changed since ``expected_version``. A user cannot disable or demote themselves (no lock-out)."""
+    account changed since ``expected_version``. A user cannot disable or demote themselves (no lock-out). Only a
+    coordinator may give the coordinator role or change a coordinator's email (``manages_coordinators``)."""
     require(session, actor, "manage_users")
     unknown = set(changes) - set(EDITABLE)
     if unknown:
@@ -67,6 +68,14 @@ def update_user(session: Session, actor: User, user_id: int, expected_version: i
     old = session.connection().execute(select(U).where(U.c.id == user_id, visible(actor, "user"))).mappings().first()
     if old is None:
         raise refuse(session, actor, "update_user", "user", user_id)
+    if not manages_coordinators(actor):
+        # The email is how a council sign-in finds the account. The role read here cannot change before the
+        # UPDATE below: any change to it bumps the version that UPDATE checks.
+        was_coordinator = UserRole(old["role"]) == UserRole.coordinator
+        if changes.get("role") == UserRole.coordinator and not was_coordinator:
+            raise refuse(session, actor, "give_the_coordinator_role", "user", user_id)
+        if was_coordinator and "email" in changes and changes["email"] != old["email"]:
+            raise refuse(session, actor, "change_a_coordinator_email", "user", user_id)
     merged = {**{k: old[k] for k in EDITABLE}, **changes}
     if user_id == actor.id and (merged["disabled"] or merged["role"] != actor.role):
         raise ValueError("You cannot disable your own account or change your own role.")
@@ -92,11 +101,14 @@ def update_user(session: Session, actor: User, user_id: int, expected_version: i
 
 
 def reset_password(session: Session, actor: User, user_id: int) -> str:
-    """A one-time temporary password the user must change at next sign-in; shown once, stored only as a hash."""
+    """A one-time temporary password the user must change at next sign-in; shown once, stored only as a hash.
+    Only a coordinator may reset a coordinator's password (``manages_coordinators``)."""
     require(session, actor, "manage_users")
     temporary = secrets.token_urlsafe(12)
+    # In the UPDATE's WHERE: an account made coordinator meanwhile matches nothing and the reset is refused.
+    not_coordinator = true() if manages_coordinators(actor) else U.c.role != UserRole.coordinator
     result = session.connection().execute(
-        update(U).where(U.c.id == user_id, changeable(actor, "user"))
+        update(U).where(U.c.id == user_id, changeable(actor, "user"), not_coordinator)
         .values(password_hash=hash_password(temporary), must_change_password=True, failed_logins=0,
                 locked_until_utc=None, version=U.c.version + 1))
     if result.rowcount != 1:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import case, update
 from sqlmodel import Session, func, select
 
 from core import audit
 from core.models import Agency, User, UserRole
+from core.scope import refuse, require
 from core.settings import ROOT, get_settings
 from core.timeutil import utcnow
 
@@ -18,6 +20,7 @@ _hasher = PasswordHasher()  # stateless and thread-safe: parameters only
 COMMON_PASSWORDS_FILE = ROOT / "data" / "common_passwords.txt"
 # A hash to verify against when the user does not exist, so a wrong username costs the same time as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-dummy")
+U = User.__table__
 
 
 class AuthError(Exception):
@@ -52,9 +55,23 @@ def count_users(session: Session) -> int:
     return session.exec(select(func.count()).select_from(User)).one()
 
 
+def manages_coordinators(actor: User | None) -> bool:
+    """Only a coordinator may create a coordinator account, give anyone the coordinator role, or reset or change a
+    coordinator's password or email; admins manage every other role. An admin who could would sign in as a
+    coordinator and read the case data an admin must never see. ``None`` is the server's operator (the CLI, the
+    first-run screen), who has no acting user."""
+    return actor is None or actor.role == UserRole.coordinator
+
+
 def create_user(session: Session, actor: User | None, *, username: str, display_name: str, role: UserRole,
                 password: str, email: str | None = None, agency_id: int | None = None, school_urn: str | None = None,
                 must_change_password: bool = False) -> User:
+    """``actor`` is the user creating the account (refused outside ``manage_users``), or None for the server's
+    operator (``python -m dv user add``, the first-run screen)."""
+    if actor is not None:
+        require(session, actor, "manage_users")
+        if UserRole(role) == UserRole.coordinator and not manages_coordinators(actor):
+            raise refuse(session, actor, "create_a_coordinator_account", "user")
     username = username.strip().lower()
     if not username:
         raise ValueError("A username is required.")
@@ -122,11 +139,14 @@ def _authenticate(session: Session, username: str, password: str) -> User:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok:
-        user.failed_logins += 1
-        if user.failed_logins >= settings.max_failed_logins:
-            user.locked_until_utc = now + dt.timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-        session.add(user)
+        # Counted in SQL, in one UPDATE: a count read into Python and written back would let parallel wrong
+        # passwords overwrite each other's increment (PostgreSQL), so the lockout would never be reached.
+        failures = U.c.failed_logins + 1
+        locks = failures >= settings.max_failed_logins
+        session.execute(update(U).where(U.c.id == user.id).values(
+            failed_logins=case((locks, 0), else_=failures),
+            locked_until_utc=case((locks, now + dt.timedelta(minutes=settings.lockout_minutes)),
+                                  else_=U.c.locked_until_utc)))
         audit.record(session, user, "login_failed", "user", user.id, outcome="refused", reason="wrong password")
         raise AuthError("The username or password is wrong.")
     if _hasher.check_needs_rehash(user.password_hash):
@@ -147,10 +167,12 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
         session.commit()  # keep the refusal's audit row though the caller rolls back
         raise AuthError("The current password is wrong.") from None
     check_password_policy(new, user.username)
-    user.password_hash = hash_password(new)
-    user.must_change_password = False
-    user.version += 1
-    session.add(user)
+    # ``user`` is the page's copy, read before this transaction: the version is bumped in SQL, so a colleague's
+    # change to the account meanwhile (its own bump) is kept and a page still showing the old version is refused.
+    session.execute(update(U).where(U.c.id == user.id).values(
+        password_hash=hash_password(new), must_change_password=False, version=U.c.version + 1))
+    if user in session:
+        session.refresh(user)  # the caller's copy as now stored
     audit.record(session, user, "password_change", "user", user.id)
 
 

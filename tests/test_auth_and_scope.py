@@ -144,3 +144,92 @@ def test_the_audit_log_export_is_for_admins_and_is_itself_audited(session, users
                                                     AuditEvent.username == "admin")).scalars().one()
     with pytest.raises(Refused):
         export_events(session, users["coordinator"], rows)
+
+
+def _refusals(s) -> list[str]:
+    import json
+
+    return [json.loads(e.details)["attempted"] for e in s.exec(select(AuditEvent).where(AuditEvent.action == "refused").order_by(AuditEvent.id))]
+
+
+def test_only_a_coordinator_makes_coordinators_or_resets_their_password(engine, users):
+    """An admin sees no case data: one who could create, promote or take over a coordinator account would sign in
+    as that coordinator and read it all. Refusals are audited; admins still manage every other role."""
+    from core.accounts import reset_password, update_user
+
+    admin, coord, rep = users["admin"], users["coordinator"], users["agency"]
+    attempts = [
+        lambda s: create_user(s, admin, username="mallory", display_name="M", role=UserRole.coordinator,
+                              password=PASSWORD),
+        lambda s: update_user(s, admin, rep.id, rep.version, role="coordinator"),
+        lambda s: update_user(s, admin, coord.id, coord.version, email="admin@northshire.example.gov.uk"),
+        lambda s: reset_password(s, admin, coord.id),
+        lambda s: create_user(s, users["manager"], username="m2", display_name="M", role=UserRole.manager,
+                              password=PASSWORD),  # outside manage_users altogether
+    ]
+    for attempt in attempts:
+        with pytest.raises(Refused):
+            with session_scope(engine) as s:
+                attempt(s)
+    with session_scope(engine) as s:
+        assert _refusals(s) == ["create_a_coordinator_account", "give_the_coordinator_role",
+                                "change_a_coordinator_email", "reset_password", "manage_users"]
+        assert s.exec(select(User).where(User.username.in_(["mallory", "m2"]))).all() == []
+        stored = {u.username: u for u in s.exec(select(User))}
+        assert stored["csc.rep"].role == UserRole.agency and stored["coord"].email is None
+    with session_scope(engine) as s:
+        assert authenticate(s, "coord", PASSWORD).id == coord.id  # the password was not reset
+    with session_scope(engine) as s:  # an admin manages the other roles, and a coordinator's other fields
+        create_user(s, admin, username="mo", display_name="Mo", role=UserRole.manager, password=PASSWORD)
+        update_user(s, admin, rep.id, rep.version, role="manager")
+        update_user(s, admin, coord.id, coord.version, display_name="Casey C")
+        assert reset_password(s, admin, rep.id)
+    with session_scope(engine) as s:  # a coordinator may do all of it
+        create_user(s, coord, username="second.coord", display_name="C2", role=UserRole.coordinator,
+                    password=PASSWORD)
+        mo = s.exec(select(User).where(User.username == "mo")).one()
+        update_user(s, coord, mo.id, mo.version, role="coordinator")
+        assert reset_password(s, coord, mo.id)
+
+
+def test_parallel_wrong_passwords_each_count_towards_the_lockout(engine, users):
+    """Two sign-ins with a wrong password at once: both had read the count before either wrote it. Each must add
+    one (an UPDATE computed in SQL), or parallel guesses never reach the lockout."""
+    from sqlmodel import Session
+
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite begins every transaction IMMEDIATE: sign-ins are serialised and cannot interleave")
+    uid = users["coordinator"].id
+    with Session(engine) as first:
+        read = first.get(User, uid)  # this sign-in has read the account (held: the identity map is weak)...
+        assert read.failed_logins == 0
+        with pytest.raises(AuthError):
+            with session_scope(engine) as second:  # ...when another one fails and commits
+                authenticate(second, "coord", "wrong-password-one")
+        with pytest.raises(AuthError):
+            authenticate(first, "coord", "wrong-password-two")
+    with Session(engine) as s:
+        assert s.get(User, uid).failed_logins == 2
+
+
+def test_a_password_change_keeps_a_colleagues_version_bump(engine, users):
+    """The page's user is a copy read before the change; a coordinator's edit of the account meanwhile bumps the
+    version. The password change must add its own bump, so a page that saw the account before it is refused."""
+    from sqlmodel import Session
+
+    from core.accounts import StaleEdit, update_user
+    from core.auth import change_password
+
+    with Session(engine, expire_on_commit=False) as s:  # the page's copy, as current_user() gives it
+        me = s.get(User, users["admin"].id)
+        s.expunge(me)
+    with session_scope(engine) as s:
+        update_user(s, users["coordinator"], me.id, me.version, display_name="Ada Admin")
+    with session_scope(engine) as s:
+        s.add(me)
+        change_password(s, me, PASSWORD, "another-long-passphrase-3")
+    with Session(engine) as s:
+        assert s.get(User, me.id).version == users["admin"].version + 2
+    with pytest.raises(StaleEdit):  # a page opened before the password change
+        with session_scope(engine) as s:
+            update_user(s, users["coordinator"], me.id, users["admin"].version + 1, disabled=True)
