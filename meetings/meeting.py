@@ -359,7 +359,9 @@ def save_case(session: Session, user: User, meeting_id: int, item_id: int, *, ex
     written rationale; it may be raised by judgement but never below the DASH score's band. ``expected_version``
     is the case record's version the editor saw (None: they saw no record yet)."""
     meeting, case = _case_for_item(session, user, meeting_id, item_id, "record_case")
-    if expected_version is not None and case["version"] != expected_version:
+    # None is not "any version": the record may have been created since (putting the case on screen does that, at
+    # version 1 with nothing recorded), but a save since then is one the editor never saw, and would be overwritten.
+    if case["version"] != (1 if expected_version is None else expected_version):
         raise Conflict("case", case)
     police = Risk(_value(case["police_risk"]))
     confirmed = Risk(confirmed_risk) if confirmed_risk else None
@@ -429,7 +431,10 @@ def save_share(session: Session, user: User, meeting_id: int, item_id: int, agen
             return
         share_id = row["id"]
         if not note:
-            conn.execute(delete(SH).where(SH.c.id == row["id"], SH.c.version == expected_version))
+            # checked like the update: on PostgreSQL a colleague's save after the read above matches no row
+            if not checked_update(session, delete(SH).where(SH.c.id == row["id"], SH.c.version == expected_version)):
+                session.rollback()
+                raise Conflict("shared note", None)
         elif not checked_update(session, update(SH).where(SH.c.id == row["id"], SH.c.version == expected_version)
                                 .values(note=note, updated_by_id=user.id, updated_at_utc=now,
                                         version=SH.c.version + 1)):

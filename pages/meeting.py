@@ -22,15 +22,46 @@ st.title("Meeting")
 day = st.date_input("Meeting date", next_meeting_day(london_now().date()), format="DD/MM/YYYY", key="meeting_date")
 
 
-def act(fn, *args, **kwargs) -> None:
-    """One change, one transaction; a refusal, a broken rule or a colleague's newer save is shown, not raised.
-    Most changes run as widget callbacks, before the page does, so the page then shows them in one run, not two
-    (under load each run costs the server and every browser); the user is re-read for each change."""
+def act(fn, *args, **kwargs) -> Exception | None:
+    """One change, one transaction; a refusal, a broken rule or a colleague's newer save is shown, not raised (and
+    returned, so the caller can tell a conflict from a refusal). Most changes run as widget callbacks, before the
+    page does, so the page then shows them in one run, not two (under load each run costs the server and every
+    browser); the user is re-read for each change."""
     try:
         with session_scope() as session:
             fn(session, current_user(), *args, **kwargs)
     except (ValueError, Refused, mt.Conflict, ActionConflict) as exc:
         st.session_state["meeting_error"] = str(exc)
+        return exc
+    return None
+
+
+def started(key: str, version: int | None, values: dict) -> tuple[int | None, dict]:
+    """The version and the widget values (by widget key) a record had when the user began editing it. A keyed widget
+    keeps what the user typed across reruns whatever value=/index=/default= say, so a save must compare the boxes
+    with this starting point, never with what is stored now (an untouched box would then "change" a colleague's
+    newer save back), and pass this version. Widgets missing from session state are created again from the stored
+    values, so then the starting point is what is stored now (all of them: one box left with the user's value and
+    a new starting point would look changed)."""
+    if not all(k in st.session_state for k in values):
+        forget(key, values)
+    return seen_version(key, version), st.session_state.setdefault("started_values", {}).setdefault(key, values)
+
+
+def forget(key: str, widgets=()) -> None:
+    """After a save or a conflict the next run starts again from what is stored; after a conflict the widgets are
+    dropped too, so that what is stored is really shown (and a second save cannot write the stale values back)."""
+    forget_version(key)
+    st.session_state.get("started_values", {}).pop(key, None)
+    for k in widgets:
+        st.session_state.pop(k, None)
+
+
+def settled(key: str, widgets, error: Exception | None) -> None:
+    """A save's outcome: saved or conflicting, start again (showing the stored values after a conflict); refused for
+    a broken rule, keep the starting point so the corrected save is still checked against it."""
+    if error is None or isinstance(error, (mt.Conflict, ActionConflict)):
+        forget(key, widgets if error is not None else ())
 
 
 with session_scope() as session:
@@ -44,18 +75,19 @@ if meeting is None:
 mid, status = meeting["id"], meeting["status"]
 if status in ("draft", "published"):
     st.caption(f"Agenda {status}: {len(view['cases'])} cases.")
-    chair = st.text_input("Chair", value=user.display_name, key="chair")
-    if st.button("Open the meeting", type="primary", key="open_meeting"):
-        act(mt.open_meeting, mid, chair=chair, expected_version=meeting["version"])
-        st.rerun()
+    st.text_input("Chair", value=user.display_name, key="chair")
+    # Opening and closing pass the version this run shows (bound as callback args now, not re-read on the click's
+    # run), so a click on a page that is out of date is refused with the current state shown.
+    st.button("Open the meeting", type="primary", key="open_meeting", on_click=lambda seen: act(
+        mt.open_meeting, mid, chair=st.session_state["chair"], expected_version=seen), args=(meeting["version"],))
     st.stop()
 
-st.caption(f"Chair: {meeting['chair']} – meeting {status}" + (" (locked: changes are recorded as amendments)"
-                                                                if status == "closed" else ""))
+st.caption(f"Chair: {md_escape(meeting['chair'])} – meeting {status}"
+           + (" (locked: changes are recorded as amendments)" if status == "closed" else ""))
 top = st.columns(3)
-if status == "open" and top[0].button("Close the meeting", key="close_meeting"):
-    act(mt.close_meeting, mid, expected_version=meeting["version"])
-    st.rerun()
+if status == "open":
+    top[0].button("Close the meeting", key="close_meeting", on_click=act,
+                  args=(mt.close_meeting, mid), kwargs={"expected_version": meeting["version"]})
 if top[1].button("Prepare the minutes (xlsx)", key="prepare_minutes"):
     with session_scope() as session:
         st.session_state["minutes"] = (day, mt.export_minutes(session, user, day))
@@ -133,19 +165,23 @@ def timer() -> None:
 timer()
 
 # Widget keys are fixed per case (what the chair typed survives a rerun; the next case starts from its own values)
-# and each save passes the version seen when editing began, so a colleague's save meanwhile is never overwritten.
+# and each save passes the version seen when editing began (see `started`), so a colleague's save meanwhile is never
+# overwritten; after a conflict the widgets are dropped, so their version is what the boxes then show.
 risks = ["high", "medium", "standard", "not_assessed"]
-case_seen = seen_version(f"case_{chosen}", case["case_version"])
+case_widgets = {f"confirmed_risk_{chosen}": case["confirmed_risk"] or case["risk"],
+                f"rationale_{chosen}": case["risk_rationale"] or "", f"decisions_{chosen}": case["decisions"]}
+case_seen, _ = started(f"case_{chosen}", case["case_version"], case_widgets)
 
 
 def save_case(item: int, seen: int | None) -> None:
-    forget_version(f"case_{item}")
-    act(mt.save_case, mid, item, expected_version=seen, confirmed_risk=st.session_state[f"confirmed_risk_{item}"],
-        risk_rationale=st.session_state[f"rationale_{item}"], decisions=st.session_state[f"decisions_{item}"])
+    error = act(mt.save_case, mid, item, expected_version=seen,
+                confirmed_risk=st.session_state[f"confirmed_risk_{item}"],
+                risk_rationale=st.session_state[f"rationale_{item}"], decisions=st.session_state[f"decisions_{item}"])
+    settled(f"case_{item}", [f"confirmed_risk_{item}", f"rationale_{item}", f"decisions_{item}"], error)
 
 
 with st.form(f"case_{chosen}"):
-    st.selectbox("Confirmed risk", risks, index=risks.index(case["confirmed_risk"] or case["risk"]),
+    st.selectbox("Confirmed risk", risks, index=risks.index(case_widgets[f"confirmed_risk_{chosen}"]),
                  format_func=label, key=f"confirmed_risk_{chosen}")
     st.text_area("Rationale (needed when it differs from the police grade)", value=case["risk_rationale"] or "",
                  key=f"rationale_{chosen}")
@@ -153,40 +189,52 @@ with st.form(f"case_{chosen}"):
                    format_func=lambda d: mt.DECISION_LABELS[Decision(d)], key=f"decisions_{chosen}")
     st.form_submit_button("Save risk and decisions", on_click=save_case, args=(chosen, case_seen))
 
-share_seen = {a: seen_version(f"share_{chosen}_{a}", case["shares"].get(a, {}).get("version")) for a in agencies}
+# One note per agency, each with its own starting point: only the boxes the user changed are saved.
+share_start = {a: started(f"share_{chosen}_{a}", case["shares"].get(a, {}).get("version"),
+                          {f"share_{chosen}_{a}": case["shares"].get(a, {}).get("note", "")}) for a in agencies}
 with st.form(f"shares_{chosen}"):
     st.caption("What each agency shared")
-    notes = {a: st.text_area(name, value=case["shares"].get(a, {}).get("note", ""), height=68,
+    notes = {a: st.text_area(md_escape(name), value=case["shares"].get(a, {}).get("note", ""), height=68,
                              key=f"share_{chosen}_{a}") for a, name in agencies.items()}
     if st.form_submit_button("Save shared notes"):
         for a, note in notes.items():
-            old = case["shares"].get(a)
-            forget_version(f"share_{chosen}_{a}")
-            if note.strip() != (old["note"] if old else "") or share_seen[a] != (old["version"] if old else None):
-                act(mt.save_share, mid, chosen, a, note, expected_version=share_seen[a])
+            key = f"share_{chosen}_{a}"
+            seen, start = share_start[a]
+            if note.strip() == start[key].strip():
+                # untouched: never saved (it would undo a colleague's note); if theirs is newer, show it now
+                if (case["shares"].get(a) or {}).get("version") != seen:
+                    forget(key, [key])
+                continue
+            settled(key, [key], act(mt.save_share, mid, chosen, a, note, expected_version=seen))
         st.rerun()
 
 st.caption("Actions")
 statuses = [s.value for s in ActionStatus]
 
 
-def change_status(action_id: int, seen: int | None) -> None:
-    """One interaction: choosing the status saves it (with the note as typed)."""
-    forget_version(f"action_{action_id}")
-    act(update_action, action_id, expected_version=seen, status=st.session_state[f"status_{action_id}"],
-        note=st.session_state.get(f"note_{action_id}"))
-    if "meeting_error" in st.session_state:  # refused: the box shows the stored status again
-        st.session_state.pop(f"status_{action_id}", None)
+def change_status(action_id: int, seen: int | None, start: dict) -> None:
+    """One interaction: choosing the status saves it, with the note if the user changed it (an untouched note box
+    is left out, so it cannot write an older note back)."""
+    status_key, note_key = f"status_{action_id}", f"note_{action_id}"
+    note = st.session_state.get(note_key)
+    error = act(update_action, action_id, expected_version=seen, status=st.session_state[status_key],
+                note=None if note is None or note.strip() == start[note_key].strip() else note)
+    settled(f"action_{action_id}", [status_key, note_key], error)
+    if error is not None and status_key in st.session_state:  # refused for a rule: the status it started from
+        st.session_state[status_key] = start[status_key]
 
 
 for action in case["actions"]:
     row = st.columns([5, 2, 2])
     row[0].text(f"{action['agency']}: {action['description']} (due {action['due_at']:%d/%m/%Y %H:%M})"
                 + (f" – {action['owner']}" if action["owner"] else ""))
-    action_seen = seen_version(f"action_{action['id']}", action["version"])
+    action_seen, action_start = started(f"action_{action['id']}", action["version"],
+                                        {f"note_{action['id']}": action["note"] or "",
+                                         f"status_{action['id']}": action["status"]})
     row[2].text_input("Note", value=action["note"] or "", key=f"note_{action['id']}")
     row[1].selectbox("Status", statuses, index=statuses.index(action["status"]), format_func=label,
-                     key=f"status_{action['id']}", on_change=change_status, args=(action["id"], action_seen))
+                     key=f"status_{action['id']}", on_change=change_status,
+                     args=(action["id"], action_seen, action_start))
 
 
 def add_action(item: int) -> None:
