@@ -16,11 +16,13 @@ DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: object) -> object:
-    if isinstance(value, str) and value.startswith(DANGEROUS_PREFIXES):
-        return "'" + value
+    """Numbers, dates and None stay as they are (typed cells, never formulas); anything else becomes text, and the
+    text is checked: an object whose text starts with ``=``, ``-``, ... (a negative Decimal, any object carrying
+    imported text) is as live in a spreadsheet as such a string."""
     if isinstance(value, (dt.datetime, dt.date, int, float, bool)) or value is None:
         return value
-    return value if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(DANGEROUS_PREFIXES) else text
 
 
 def xlsx_bytes(sheets: dict[str, tuple[Sequence[str], Iterable[Sequence[object]]]], *, landscape: bool = True) -> bytes:
