@@ -351,15 +351,39 @@ def _copy_rows(conn, table, rows: list[tuple], columns: Sequence[str]) -> None:
             copy.write_row(out)
 
 
+# A lost race, not a fault: SQLite's busy/locked (a save committed between this transaction's read and its write
+# surfaces as a busy snapshot) and PostgreSQL's serialization failure and deadlock, which it resolves by aborting one
+# side. Any other OperationalError (disk full, I/O error, a dropped connection) is a real fault and propagates.
+_LOST_RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def is_lost_race(exc: BaseException) -> bool:
+    """True when ``exc`` (an SQLAlchemy OperationalError or the driver's own) is a lock/busy or serialization
+    failure/deadlock: retrying after a re-read is right. False for everything else."""
+    orig = getattr(exc, "orig", exc)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate is not None:
+        return sqlstate in _LOST_RACE_SQLSTATES
+    name = getattr(orig, "sqlite_errorname", None)  # sqlite3 on Python 3.11+: SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, ...
+    if name is not None:
+        return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    message = str(orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
 def checked_update(session, stmt) -> bool:
     """Run a version- and scope-checked UPDATE; True when it changed exactly one row. On SQLite a save committed by
-    someone else between this transaction's read and its write surfaces as "database is locked" (a busy snapshot):
-    that is the same lost race as a stale version, so it is rolled back and reported as no match. The caller then
-    re-reads and raises its conflict (or refusal) with the current values."""
+    someone else between this transaction's read and its write surfaces as "database is locked" (a busy snapshot),
+    on PostgreSQL as a serialization failure or deadlock: that is the same lost race as a stale version, so it is
+    rolled back and reported as no match. The caller then re-reads and raises its conflict (or refusal) with the
+    current values. Any other database error (disk full, I/O, a dropped connection) propagates: reported as a
+    conflict it would invite a blind retry and hide the fault."""
     from sqlalchemy.exc import OperationalError
 
     try:
         return session.connection().execute(stmt).rowcount == 1
-    except OperationalError:
+    except OperationalError as exc:
+        if not is_lost_race(exc):
+            raise
         session.rollback()
         return False

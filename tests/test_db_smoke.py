@@ -135,3 +135,44 @@ def test_an_import_commits_without_the_checkpoint_which_runs_right_after(engine,
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT
     # 200 notifications are far fewer than 1,000 WAL pages: only the deferred checkpoint copies them into the file
     assert pages > 100 and database.stat().st_size == pages * page_size
+
+
+def test_checked_update_reports_a_lost_race_as_no_match(engine, db_url):
+    """SQLite busy/locked and PostgreSQL's serialization failure are the lost race ``checked_update`` turns into
+    "no match" (the caller re-reads and shows the conflict)."""
+    from sqlalchemy import create_engine
+
+    from core.db import checked_update
+
+    bump = text("UPDATE agency SET name = name || '.' WHERE id = 2")
+    if engine.dialect.name == "sqlite":
+        other = create_engine(db_url, connect_args={"timeout": 0.1})  # no 30 s busy timeout: fail fast
+        with engine.connect() as holder:
+            holder.exec_driver_sql("UPDATE agency SET name = name WHERE id = 2")  # BEGIN IMMEDIATE: holds the lock
+            with Session(other) as s:
+                assert checked_update(s, bump) is False
+            holder.rollback()
+        other.dispose()
+        return
+    with Session(engine.execution_options(isolation_level="REPEATABLE READ")) as s:
+        s.connection().execute(text("SELECT name FROM agency WHERE id = 2")).scalar_one()  # the snapshot is taken
+        with engine.begin() as colleague:
+            colleague.execute(bump)  # committed after the snapshot
+        assert checked_update(s, bump) is False  # 40001: could not serialize access due to concurrent update
+
+
+def test_checked_update_lets_a_real_fault_propagate(engine):
+    """Any other OperationalError (disk full, I/O error, a cancelled statement, a dropped connection) is not a
+    conflict: reported as one it would invite a blind retry and hide the fault."""
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import checked_update
+
+    with Session(engine) as s:
+        if engine.dialect.name == "sqlite":
+            stmt = text("UPDATE no_such_table SET x = 1")  # SQLITE_ERROR, an OperationalError like SQLITE_IOERR
+        else:
+            s.connection().exec_driver_sql("SET LOCAL statement_timeout = 50")
+            stmt = text("UPDATE agency SET name = name WHERE id = 2 AND pg_sleep(1) IS NOT NULL")  # 57014
+        with pytest.raises(OperationalError):
+            checked_update(s, stmt)
