@@ -42,9 +42,29 @@ def record(
     return event
 
 
+WITHHELD = "withheld: case record"
+
+
+def withhold_case_details(user: User | None, rows: list[dict]) -> list[dict]:
+    """The rows with ``details`` of events on case records replaced by ``WITHHELD`` unless ``user`` may read case
+    data. An admin reads the whole log, but ``details`` of a case event holds case data (old and new text of a
+    shared note, an action's description and note, a confirmed risk and its rationale, search criteria), which
+    the admin may not see; who did what to which record, and when, stays visible."""
+    from core.scope import CASE_ENTITIES, can
+
+    if can(user, "read_case_audit_details"):
+        return rows
+    return [{**r, "details": WITHHELD} if r.get("entity") in CASE_ENTITIES and r.get("details") is not None else r
+            for r in rows]
+
+
 def query_events(session: Session, user: User, *, start=None, end=None, username: str | None = None,
-                 action: str | None = None, entity: str | None = None, entity_id=None, limit: int = 5000) -> list[dict]:
-    """Audit rows the user may read (``core.scope.visible``), newest first. ``start``/``end`` are UTC datetimes."""
+                 action: str | None = None, entity: str | None = None, entity_id=None, limit: int = 5000,
+                 log_view: bool = False) -> list[dict]:
+    """Audit rows the user may read (``core.scope.visible``), newest first, ``details`` of case events withheld
+    from those who may not read case data (``withhold_case_details``). ``start``/``end`` are UTC datetimes.
+    ``log_view`` audits the search itself (its filters and row count): the page passes it once per distinct search
+    per page visit, as the notifications list does."""
     from sqlalchemy import select
 
     from core.scope import visible
@@ -63,7 +83,12 @@ def query_events(session: Session, user: User, *, start=None, end=None, username
         stmt = stmt.where(t.c.entity == entity)
     if entity_id is not None and entity_id != "":
         stmt = stmt.where(t.c.entity_id == str(entity_id))
-    return [dict(r) for r in session.connection().execute(stmt).mappings()]
+    rows = withhold_case_details(user, [dict(r) for r in session.connection().execute(stmt).mappings()])
+    if log_view:
+        filters = {"start": start, "end": end, "username": username or None, "action": action or None,
+                   "entity": entity or None, "entity_id": entity_id or None}
+        record(session, user, "search", "audit_event", None, filters=filters, rows=len(rows))
+    return rows
 
 
 def record_history(session: Session, user: User, entity: str, entity_id) -> list[dict]:
@@ -81,5 +106,6 @@ def export_events(session: Session, user: User, rows: list[dict]) -> bytes:
     from core.scope import require
 
     require(session, user, "export_audit")
+    rows = withhold_case_details(user, rows)  # whatever the caller passed: the export never carries more
     record(session, user, "export", "audit_event", None, rows=len(rows))
     return xlsx_bytes({"Audit log": (list(AUDIT_COLUMNS), [[r[c] for c in AUDIT_COLUMNS] for r in rows])})

@@ -13,7 +13,7 @@
 | coordinator | everything in the hub | imports, actions of any agency, users, agencies |
 | agency | notifications its agency has an action on, their people, its own actions | its own agency's actions |
 | school | Encompass alerts for its own URN | acknowledges its own alerts |
-| admin | users, agencies, the audit log; no case data | users, agencies |
+| admin | users, agencies, the audit log (details of case events withheld); no case data | users, agencies |
 | manager | aggregate figures only (dashboard, issue 7) | nothing |
 
 The case tables are imported inside the functions: ``core`` is otherwise free of the app's packages, but the
@@ -40,6 +40,8 @@ ACTIONS: dict[str, frozenset[UserRole]] = {
     "acknowledge_alerts": frozenset({S}),
     "manage_users": frozenset({C, AD}),
     "read_audit": frozenset({C, AD}),
+    # ``details`` of audit rows on case records (CASE_ENTITIES) are case data: an admin reads the rest of the row
+    "read_case_audit_details": frozenset({C}),
     "export_audit": frozenset({AD}),
     "view_dashboard": frozenset({C, M}),
     "manage_agenda": frozenset({C}),  # build, publish, add, remove and reorder the daily meeting's agenda

@@ -112,9 +112,10 @@ BUCKETS = ("overdue", "due_today", "later", "closed")
 
 def list_actions(session: Session, user: User, *, statuses: tuple[str, ...] | None = None,
                  agency_id: int | None = None, now: dt.datetime | None = None, limit: int = 500,
-                 include_closed: bool = True) -> list[dict]:
+                 include_closed: bool = True, log_view: bool = False) -> list[dict]:
     """Actions the user may see: overdue first (oldest due first), then due today, then the rest of the open ones,
     then (``include_closed``) the closed ones, most recently closed first. At most ``limit`` per group.
+    ``log_view`` audits the list (its filter and row count; the page passes it once per page visit and filter).
 
     Each group is its own index-friendly query ((agency, status, due) index), so an agency with a hundred
     thousand old actions still lists in milliseconds; each row has ``bucket`` and ``overdue``."""
@@ -145,7 +146,18 @@ def list_actions(session: Session, user: User, *, statuses: tuple[str, ...] | No
             r["bucket"] = bucket
             r["overdue"] = bucket == "overdue"
             rows.append(r)
+    if log_view:
+        _log_list(session, user, "actions list", rows, agency_id=agency_id,
+                  statuses=sorted(wanted) if wanted else None, include_closed=include_closed)
     return rows
+
+
+def _log_list(session: Session, user: User, listed: str, rows: list[dict], **criteria) -> None:
+    """A list of actions shown to a user is a read of case data (police references, descriptions, notes): audited
+    like the scheduled job's list (``meetings.digest.job_list_actions``), with the filter, the row count and the ids."""
+    ids = [r["id"] for r in rows]
+    audit.record(session, user, "view", "action", None, listed=listed, **criteria, rows=len(rows),
+                 ids=ids if len(ids) <= 500 else None)
 
 
 def get_action(session: Session, user: User | None, action_id: int) -> dict | None:
@@ -281,8 +293,9 @@ def overdue_by_agency(session: Session, user: User, *, now: dt.datetime | None =
 
 
 def chase_list(session: Session | None, user: User | None, *, agency_id: int | None = None,
-               now: dt.datetime | None = None, limit: int = 1000, conn=None) -> list[dict]:
-    """Open actions overdue or due today, overdue first. ``user`` None is the scheduled job (the digest)."""
+               now: dt.datetime | None = None, limit: int = 1000, conn=None, log_view: bool = False) -> list[dict]:
+    """Open actions overdue or due today, overdue first. ``user`` None is the scheduled job (the digest), which
+    audits its own read. ``log_view`` audits the list (filter, row count; once per page visit and filter)."""
     now = now or london_now()
     today_end = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time())
     conn = conn if conn is not None else session.connection()
@@ -296,4 +309,6 @@ def chase_list(session: Session | None, user: User | None, *, agency_id: int | N
     for r in rows:
         r["overdue"] = r["due_at"] < now
         r["bucket"] = "overdue" if r["overdue"] else "due_today"
+    if log_view:
+        _log_list(session, user, "chase list", rows, agency_id=agency_id)
     return rows

@@ -9,7 +9,7 @@ from core.db import session_scope
 from core.scope import Refused
 from dv.notifications import find_notification
 from meetings.actions import create_action, list_actions
-from pages.common import current_user, enter_page, label
+from pages.common import current_user, enter_page, label, mark_viewed
 
 user = current_user()
 enter_page("actions")
@@ -17,7 +17,8 @@ st.title("Actions")
 with session_scope() as session:
     agencies = {a["id"]: a["name"] for a in list_agencies(session, user)}
     agency = st.selectbox("Agency", [None, *agencies], format_func=lambda i: "All agencies" if i is None else agencies[i])
-    actions = list_actions(session, user, agency_id=agency)
+    # a list of case records: audited once per page visit and agency chosen
+    actions = list_actions(session, user, agency_id=agency, log_view=mark_viewed("action_list", agency))
 frame = pd.DataFrame(actions, columns=["bucket", "due_at", "agency", "status", "description", "police_ref", "owner",
                                        "note"])
 frame["bucket"] = frame["bucket"].map(label)

@@ -6,12 +6,13 @@ import streamlit as st
 
 from core.audit import AUDIT_COLUMNS, export_events, query_events
 from core.db import session_scope
-from pages.common import current_user, enter_page
+from core.timeutil import london_now
+from pages.common import current_user, enter_page, mark_viewed
 
 user = current_user()
 enter_page("audit")
 st.title("Audit log")
-today = dt.date.today()
+today = london_now().date()  # the UK date, not the server's (UTC: yesterday from 00:00 to 01:00 BST)
 c = st.columns(5)
 dates = c[0].date_input("Dates (UTC)", (today - dt.timedelta(days=7), today), format="DD/MM/YYYY")
 start, end = (dates[0], dates[-1]) if isinstance(dates, (tuple, list)) and dates else (today, today)
@@ -21,10 +22,11 @@ action = c[2].selectbox("What", ["", "login", "login_failed", "view", "search", 
 entity = c[3].selectbox("Record type", ["", "notification", "person", "action", "encompass_alert", "import_batch",
                                          "user", "agency", "audit_event"])
 entity_id = c[4].text_input("Record id")
-with session_scope() as session:
-    rows = query_events(session, user, start=dt.datetime.combine(start, dt.time()),
-                        end=dt.datetime.combine(end + dt.timedelta(days=1), dt.time()), username=username or None,
-                        action=action or None, entity=entity or None, entity_id=entity_id or None)
+criteria = {"start": dt.datetime.combine(start, dt.time()),
+            "end": dt.datetime.combine(end + dt.timedelta(days=1), dt.time()), "username": username or None,
+            "action": action or None, "entity": entity or None, "entity_id": entity_id or None}
+with session_scope() as session:  # the search is audited once per distinct search per page visit
+    rows = query_events(session, user, **criteria, log_view=mark_viewed("search", repr(criteria)))
 st.caption(f"{len(rows)} events (newest first; at most 5,000)")
 st.dataframe(pd.DataFrame(rows, columns=list(AUDIT_COLUMNS)), hide_index=True, width="stretch")
 if rows and st.button("Prepare an export (xlsx)", key="prepare_export"):

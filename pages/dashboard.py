@@ -11,7 +11,7 @@ from core.scope import Refused
 from core.settings import get_settings
 from core.timeutil import london_now
 from meetings.dashboard import dashboard, export_dashboard, forces, record_view, tables
-from pages.common import current_user, enter_page, label, mark_viewed
+from pages.common import current_user, enter_page, label, mark_viewed, md_escape
 
 user = current_user()
 enter_page("dashboard")
@@ -47,9 +47,11 @@ except Refused as exc:
 TABLES = tables(figures)
 nt, rk, ch, rp, mt, ac, en = (figures[k] for k in ("notifications", "risk", "children", "repeats", "meetings",
                                                     "actions", "encompass"))
-st.caption(f"{start:%d/%m/%Y} to {end:%d/%m/%Y} ({figures['range']['days']} days), "
-           f"{'monthly' if bucket == 'month' else 'weekly'} buckets"
-           f"{', force: ' + force if force else ''}{', district: ' + figures['range']['district'] if district else ''}.")
+# the force comes from an extract and the district is typed: escaped, as st.caption renders Markdown
+st.caption(md_escape(f"{start:%d/%m/%Y} to {end:%d/%m/%Y} ({figures['range']['days']} days), "
+                     f"{'monthly' if bucket == 'month' else 'weekly'} buckets"
+                     f"{', force: ' + force if force else ''}"
+                     f"{', district: ' + figures['range']['district'] if district else ''}."))
 
 
 def numbers(name: str, key: str) -> None:

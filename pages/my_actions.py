@@ -20,6 +20,7 @@ from pages.common import (
     forget_version,
     label,
     mark_viewed,
+    md_escape,
     seen_version,
 )
 
@@ -28,7 +29,9 @@ enter_page("my_actions")
 st.title("My actions")
 show_closed = st.toggle("Show completed actions too", key="show_closed")
 with session_scope() as session:
-    actions = list_actions(session, user, include_closed=show_closed, limit=300)
+    # a list of case records: audited once per page visit and filter
+    actions = list_actions(session, user, include_closed=show_closed, limit=300,
+                           log_view=mark_viewed("action_list", show_closed))
 if conflict := st.session_state.pop("action_conflict", None):
     st.error(conflict[0])
     st.text(conflict[1])
@@ -69,7 +72,7 @@ with session_scope() as session:
 if context is None:
     st.stop()
 action = context["action"]
-st.subheader(f"Action on {action['police_ref']}")
+st.subheader(md_escape(f"Action on {action['police_ref']}"))  # an extract's text: never Markdown
 st.text(action["description"])
 facts = [f"Incident {action['incident_at']:%d/%m/%Y %H:%M}, {label(action['stream'])}, police risk "
          f"{label(action['risk'])}"]
@@ -79,7 +82,7 @@ if context["decisions"]:
     facts.append("Decisions: " + "; ".join(DECISION_LABELS[Decision(d)] for d in context["decisions"]))
 st.text("\n".join(facts))
 for share in context["shared"]:
-    st.caption(f"Shared by {share['agency']}")
+    st.caption(md_escape(f"Shared by {share['agency']}"))
     st.text(share["note"])
 statuses = [s.value for s in ActionStatus]
 version_key = f"action_{action['id']}"

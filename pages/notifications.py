@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.db import session_scope
 from core.scope import can
+from core.timeutil import london_now
 from dv.demo import load_demo
 from core.audit import record_history
 from dv.notifications import (RISKS, has_notifications, list_notifications, log_search, notification_detail,
@@ -15,7 +16,7 @@ from pages.common import current_user, enter_page, mark_viewed, md_escape, show_
 user = current_user()
 enter_page("notifications")
 st.title("Notifications")
-today = dt.date.today()
+today = london_now().date()  # the UK date, not the server's (UTC: yesterday from 00:00 to 01:00 BST)
 c1, c2, c3 = st.columns([2, 2, 1])
 dates = c1.date_input("Incident dates", (today - dt.timedelta(days=2), today), format="DD/MM/YYYY")
 start, end = (dates[0], dates[-1]) if isinstance(dates, (tuple, list)) and dates else (today, today)

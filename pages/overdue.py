@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.db import session_scope
 from meetings.actions import chase_list, overdue_by_agency
-from pages.common import current_user, enter_page, label
+from pages.common import current_user, enter_page, label, mark_viewed
 
 user = current_user()
 enter_page("overdue")
@@ -16,7 +16,8 @@ with session_scope() as session:
                  column_config={"due_today": "due today"})
     agency = st.selectbox("Agency", [None, *agencies], format_func=lambda i: "All agencies" if i is None else agencies[i],
                           key="overdue_agency")
-    rows = chase_list(session, user, agency_id=agency)
+    # a list of case records: audited once per page visit and agency chosen
+    rows = chase_list(session, user, agency_id=agency, log_view=mark_viewed("chase_list", agency))
 if not rows:
     st.success("Nothing overdue or due today.")
     st.stop()

@@ -4,6 +4,7 @@ rules over random users, actions and alerts."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass, field
 
@@ -234,6 +235,77 @@ def test_a_failed_write_leaves_neither_change_nor_audit_row(engine, world, monke
     with Session(engine) as s:
         assert s.get(Action, world.actions["csc_n0"]).status == "open"
         assert len(s.execute(select(AuditEvent)).scalars().all()) == audit_rows
+
+
+def test_admin_reads_every_audit_event_but_not_the_case_data_in_them(session, world):
+    """The admin's whole audit log: every event, but ``details`` of events on case records (an action's
+    description and note, a shared note's text, ...) withheld, in the list and in the export; coordinators keep
+    reading them."""
+    import io
+
+    import openpyxl
+
+    from core.audit import WITHHELD, export_events
+
+    u = world.users
+    update_action(session, u["csc"], world.actions["csc_n0"], expected_version=1, status="done",
+                  note="Secret note: victim moved to 4 Elm Road")
+    session.commit()
+    admin_rows = query_events(session, u["admin"])
+    assert {r["id"] for r in admin_rows} == readable(session, u["admin"], "audit_event")  # every event still
+    case = [r for r in admin_rows if r["entity"] == "action"]
+    assert case and all(r["details"] == WITHHELD for r in case)
+    assert all(r["entity_id"] is not None for r in case)  # who did what to which record stays visible
+    users_created = [r for r in admin_rows if r["entity"] == "user"]
+    assert users_created and all(r["details"] != WITHHELD for r in users_created)
+    coord_details = " ".join(r["details"] or "" for r in query_events(session, u["coordinator"], entity="action"))
+    assert "Secret note" in coord_details and "Visit" in coord_details
+
+    # the export withholds too, whatever rows the caller hands it
+    raw = [dict(r) for r in session.connection().execute(select(AuditEvent.__table__)).mappings()]
+    for rows in (admin_rows, raw):
+        book = openpyxl.load_workbook(io.BytesIO(export_events(session, u["admin"], rows)))
+        text = " ".join(str(c.value) for row in book.active.iter_rows() for c in row if c.value is not None)
+        assert "Secret note" not in text and "Visit" not in text and WITHHELD in text
+    session.commit()
+
+
+def test_a_search_of_the_audit_log_is_itself_audited(session, world):
+    admin = world.users["admin"]
+    before = query_events(session, admin)  # not logged: record_history and other callers do not ask for it
+    session.commit()
+    assert session.execute(select(AuditEvent).where(AuditEvent.entity == "audit_event")).first() is None
+    rows = query_events(session, admin, username="csc.rep", log_view=True)
+    session.commit()
+    event = session.execute(select(AuditEvent).where(AuditEvent.entity == "audit_event")).scalars().one()
+    assert (event.username, event.action) == ("admin", "search")
+    details = json.loads(event.details)
+    assert details["filters"]["username"] == "csc.rep" and details["rows"] == len(rows) < len(before)
+
+
+def test_lists_of_actions_are_audited_with_filter_and_row_count(session, world):
+    from meetings.actions import chase_list
+
+    def listed():
+        return [json.loads(e.details) | {"by": e.username} for e in session.execute(
+            select(AuditEvent).where(AuditEvent.action == "view", AuditEvent.entity == "action")
+            .order_by(AuditEvent.id)).scalars()]
+
+    u = world.users
+    list_actions(session, u["coordinator"], agency_id=CSC)
+    chase_list(session, u["coordinator"])
+    session.commit()
+    assert listed() == []  # only when the caller asks (a page: once per visit and filter)
+    coord_rows = list_actions(session, u["coordinator"], agency_id=CSC, log_view=True)
+    rep_rows = list_actions(session, u["probation"], include_closed=False, log_view=True)
+    chase = chase_list(session, u["coordinator"], agency_id=PROBATION, now=dt.datetime(2026, 11, 24), log_view=True)
+    session.commit()
+    got = listed()
+    assert [(g["by"], g["listed"], g["agency_id"], g["rows"]) for g in got] == [
+        ("coord", "actions list", CSC, 2), ("probation.rep", "actions list", None, 2),
+        ("coord", "chase list", PROBATION, 2)]
+    assert [g["ids"] for g in got] == [[r["id"] for r in rows] for rows in (coord_rows, rep_rows, chase)]
+    assert got[1]["include_closed"] is False
 
 
 # ------------------------------------------------------------------ Hypothesis: random users, actions and alerts
