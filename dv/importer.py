@@ -48,13 +48,14 @@ from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from core import audit
 from core.db import bulk_insert, defer_checkpoint, reserve_ids
 from core.models import User
 from core.scope import require
-from core.timeutil import london_now, utcnow
+from core.timeutil import LONDON, UTC, london_now, utcnow
 from core.settings import get_settings
 from dv.encompass import ALERT_COLUMNS, AlertRows, generate_alerts
 from dv.models import (EncompassAlert, FieldChange, ImportBatch, Notification, NotificationPerson, Person,
@@ -88,6 +89,28 @@ PERSON_COLUMNS = ("id", "force", "police_person_id", "surname", "forename", "dob
                   "created_at_utc")
 LINK_COLUMNS = ("id", "notification_id", "person_id", "role", "position", "surname", "forename", "dob", "gender",
                 "address", "school_name", "present")
+
+
+class ImportInterrupted(RuntimeError):
+    """The import stopped part-way for a reason that is not the file's (someone changed a notification meanwhile,
+    a row could not be written): the transaction is rolled back, and importing the file again is the remedy."""
+
+
+# What the Import page reports as "nothing was imported; import again" rather than as a crash: the importer's own
+# interruptions, the database being busy past its timeout ("database is locked") or gone, and a concurrent import
+# of the same references committing first (a unique key then refuses this one). All leave nothing written.
+INTERRUPTIONS = (ImportInterrupted, OperationalError, IntegrityError)
+
+
+def interruption_message(exc: BaseException) -> str:
+    """What to tell the user about one of ``INTERRUPTIONS``: plain words, never the SQL or the driver's text."""
+    if isinstance(exc, ImportInterrupted):
+        return str(exc)
+    if isinstance(exc, IntegrityError):
+        reason = "another import wrote the same notifications at the same time"
+    else:
+        reason = "the database was busy or could not be reached"
+    return f"Nothing was imported: {reason}. Import the file again."
 
 
 @dataclass
@@ -399,6 +422,21 @@ def _remembered(cache: dict, parse: Callable[[object], tuple], value: object) ->
     return known
 
 
+def _instants(wall: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants a naive London wall-clock time can mean: two in October's repeated hour (BST, then GMT),
+    one otherwise (fold 0 and 1 agree)."""
+    a, b = (wall.replace(tzinfo=LONDON, fold=f).astimezone(UTC) for f in (0, 1))
+    return (a, b) if a <= b else (b, a)
+
+
+def _in_future(wall: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a police wall-clock time is later than ``now`` (London wall-clock) however either is read. An import
+    at 01:10 GMT, in the second pass through October's repeated hour, must accept an incident at 01:50 BST (the
+    first pass, 40 minutes earlier), though 01:50 > 01:10 on the wall: so the earliest reading of the incident is
+    compared with the latest reading of now. The wall-clock comparison settles nearly every row first."""
+    return wall > now and _instants(wall)[0] > _instants(now)[1]
+
+
 class _Parser:
     """One notification's values from its row(s). Built once per import: where each field sits, and the answers
     for values that repeat on every row ("Y", "Standard"), are worked out once."""
@@ -516,7 +554,7 @@ class _Parser:
                         warnings.append(RowIssue(excel_row, h.get("incident_time", h["incident_date"]),
                                                  "No incident time: 00:00 assumed.", group.police_ref, "warning"))
                     incident = dt.datetime.combine(day, at or dt.time())
-            if incident is not None and incident > now:
+            if incident is not None and _in_future(incident, now):
                 fld = "incident_at" if "incident_at" in f else "incident_date"
                 bad(fld, f"Incident date/time {incident:%d/%m/%Y %H:%M} is in the future.")
             rec["incident_at"] = incident
@@ -531,7 +569,7 @@ class _Parser:
                     day = parse_date(row[f["reported_date"]], profile.date_formats)
                     at = parse_time(row[f["reported_time"]], profile.time_formats) if "reported_time" in f else None
                     reported = dt.datetime.combine(day, at or dt.time()) if day else None
-                if reported is not None and reported > now:
+                if reported is not None and _in_future(reported, now):
                     bad("reported_at" if "reported_at" in f else "reported_date",
                         f"Reported date/time {reported:%d/%m/%Y %H:%M} is in the future.")
                 rec["reported_at"] = reported
@@ -768,7 +806,8 @@ def _write_updates(conn, updates: _Updates) -> None:
             .values({k: bindparam(f"v_{k}") for k in updates.keys}))
     res = conn.execute(stmt, updates.params)
     if res.rowcount is not None and res.rowcount >= 0 and res.rowcount != len(updates.params):
-        raise RuntimeError("Notifications changed while this file was being imported; import again.")
+        raise ImportInterrupted("Nothing was imported: notifications changed while this file was being imported. "
+                                "Import the file again.")
     nptable = NotificationPerson.__table__
     for nid, role in updates.replaced:
         conn.execute(delete(nptable).where(nptable.c.notification_id == nid, nptable.c.role == role))
@@ -1211,7 +1250,8 @@ def _second_walk(job: _Import, sheet: Sheet, scan: _Scan, progress: Progress | N
     if not job.dry_run:
         job.flush(everything=True)
         if job.waiting or job.links_waiting or job.alerts_waiting:  # never silently leave rows unwritten
-            raise RuntimeError("The import could not write every row; nothing was imported.")
+            raise ImportInterrupted("Nothing was imported: the import could not write every row. "
+                                    "Import the file again.")
 
 
 def _load_resolver(session: Session, settings) -> tuple:

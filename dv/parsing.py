@@ -131,7 +131,8 @@ def parse_date(value: object, formats: tuple[str, ...]) -> dt.date | None:
 
 
 def parse_time(value: object, formats: tuple[str, ...]) -> dt.time | None:
-    """A time of day: an Excel time cell, a day fraction (0.5 = 12:00) or text such as 14:30 or 1430."""
+    """A time of day: an Excel time cell, a day fraction (0.5 = 12:00), text such as 14:30 or 1430, or a number
+    such as 1430 (HHMM, with a profile time format %H%M)."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -146,8 +147,14 @@ def parse_time(value: object, formats: tuple[str, ...]) -> dt.time | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
         secs = round(value * 86400)
         return dt.time(secs // 3600 % 24, secs // 60 % 60, secs % 60)
-    raw = str(value).strip()
-    if not raw:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer() \
+            and 1 <= value < 2400:
+        # A numeric HHMM cell: the xlsx reader gives 1430.0 (str() would make it "1430.0", which no format
+        # matches), and a number has lost its leading zeros (00:05 is 5): back to the four digits typed.
+        raw = f"{int(value):04d}"
+    else:
+        raw = text(value)
+    if raw is None:
         return None
     for fmt in formats:
         try:

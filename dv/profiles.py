@@ -4,13 +4,18 @@ See ``data/profiles/TEMPLATE.toml.txt`` for the commented format.
 """
 from __future__ import annotations
 
+import logging
+import os
 import re
+import secrets
 import tomllib
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 PERSON_PARTS = ("name", "surname", "forename", "dob", "gender", "person_id", "address")
 
@@ -235,9 +240,22 @@ def load_profile_file(path: Path) -> Profile:
     return parse_profile(data, path)
 
 
-def list_profiles(directory: Path | None = None) -> list[Profile]:
+def list_profiles(directory: Path | None = None, problems: list[str] | None = None) -> list[Profile]:
+    """Every profile that loads. One unreadable file (hand-edited badly, or half-copied in) must not stop imports
+    with every other profile: it is skipped, and what is wrong with it is appended to ``problems`` (the Import page
+    shows them) or, when no list is given, logged as a warning."""
     directory = directory or get_settings().profiles_dir
-    return [load_profile_file(p) for p in sorted(Path(directory).glob("*.toml"))]
+    profiles = []
+    for path in sorted(Path(directory).glob("*.toml")):
+        try:
+            profiles.append(load_profile_file(path))
+        except (ProfileError, OSError) as exc:
+            message = f"The profile file {path.name} was skipped: {exc}"
+            if problems is None:
+                log.warning(message)
+            else:
+                problems.append(message)
+    return profiles
 
 
 def load_profile(name_or_path: str, directory: Path | None = None) -> Profile:
@@ -284,7 +302,27 @@ def save_profile(toml_text: str, directory: Path | None = None, overwrite: bool 
     directory = Path(directory or get_settings().profiles_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{slugify(prof.name)}.toml"
-    if path.exists() and not overwrite:
-        raise ProfileError(f"A profile file {path.name} already exists; choose another name.")
-    path.write_text(toml_text, encoding="utf-8")
+    # Written whole to a temporary file (not *.toml, so list_profiles never sees it half-written), then put in
+    # place in one step: os.link refuses a name that exists, so of two coordinators saving names that slugify
+    # alike at the same moment one gets "already exists" instead of silently replacing the other's profile.
+    # (os.open with 0o666 rather than mkstemp's 0o600, so the file gets the umask's usual permissions)
+    tmp = directory / f".{path.stem}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(toml_text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ProfileError(f"A profile file {path.name} already exists; choose another name.") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:  # moved into place by os.replace
+            pass
     return path

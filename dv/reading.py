@@ -11,6 +11,7 @@ import csv
 import importlib.util
 import io
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,9 +146,21 @@ def _xlsx_sheet(ws) -> Sheet:
     return Sheet("xlsx", rows, sheet_name=ws.name, height=ws.total_height)
 
 
+# A valid UTF-8 multi-byte sequence (2, 3 or 4 bytes). cp1252 text almost never contains one: an accented capital or
+# symbol followed by one or more of 0x80-0xBF (e.g. "Ã©") is mojibake itself, not something a force would type.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]"
+    rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+
+
 def decode_text(data: bytes, encoding: str | None) -> tuple[str, str]:
     """Strict decoding. A UTF-8 byte-order mark always wins (Excel's "CSV UTF-8"); otherwise the profile's
-    encoding, or utf-8-sig then cp1252. Never lenient: "Zoë" must not silently become "ZoÃ«"."""
+    encoding, or utf-8-sig then cp1252. Never lenient: "Zoë" must not silently become "ZoÃ«".
+
+    cp1252 decodes almost any bytes, so it is tried only for a file that is not UTF-8 at all: a file that is UTF-8
+    but for a stray byte (valid multi-byte sequences elsewhere) is refused, naming the line of the bad byte, rather
+    than read as cp1252 with every accented name garbled."""
     if data.startswith(b"\xef\xbb\xbf"):
         candidates = ["utf-8-sig"]
     else:
@@ -155,7 +168,18 @@ def decode_text(data: bytes, encoding: str | None) -> tuple[str, str]:
     for enc in candidates:
         try:
             return data.decode(enc, errors="strict"), enc
-        except (UnicodeDecodeError, LookupError):
+        except UnicodeDecodeError as exc:
+            if not encoding and enc == "utf-8-sig" and _UTF8_MULTIBYTE.search(data):
+                line = data.count(b"\n", 0, exc.start) + 1
+                column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+                raise FileRejected(
+                    f"The file is UTF-8 text except for byte 0x{data[exc.start]:02X} on line {line:,} (byte "
+                    f"{column:,} of that line), which is not valid UTF-8. Correct that cell, or save the file from "
+                    "Excel again as 'CSV UTF-8'. (If the file really is Windows text, set encoding = \"cp1252\" "
+                    "in its profile.)"
+                ) from None
+            continue
+        except LookupError:
             continue
     raise FileRejected(
         f"The file's text could not be decoded as {' or '.join(candidates)}. Save it from Excel as "

@@ -1,17 +1,20 @@
 """Import: upload a police extract, choose or detect its profile, check it (dry run), import it."""
+import logging
+
 import pandas as pd
 import streamlit as st
 
 from core.db import session_scope
 from core.scope import Refused
 from dv.import_service import issues_workbook, preview_rows
-from dv.importer import detect_profiles, import_upload
+from dv.importer import INTERRUPTIONS, detect_profiles, import_upload, interruption_message
 from dv.notifications import log_export, recent_batches
-from dv.profiles import ProfileError, list_profiles
+from dv.profiles import list_profiles
 from dv.reading import FileRejected
 from pages.common import current_user, enter_page, md_escape
 from pages.profile_builder import profile_builder
 
+log = logging.getLogger(__name__)
 user = current_user()
 enter_page("import")
 
@@ -23,13 +26,16 @@ def _log_export(batch_id, rows):
 
 st.title("Import")
 upload = st.file_uploader("Police extract (xlsx or csv)", type=["xlsx", "csv"])
-try:
-    profiles = list_profiles()
-except ProfileError as exc:
-    st.error(str(exc))
-    st.stop()
+profile_problems: list[str] = []
+profiles = list_profiles(problems=profile_problems)  # a broken profile file is skipped, not a stop for everyone
+for problem in profile_problems:
+    st.warning(md_escape(problem))
+if not profiles:
+    st.error("No import profile could be loaded: add one below, or ask an administrator to fix the profile files.")
 
-if upload is not None:
+if upload is not None and not profiles:
+    profile_builder(upload.getvalue(), upload.name)
+elif upload is not None:
     data = upload.getvalue()
     names = [p.name for p in profiles]
     # Detection opens the workbook once per profile: do it once per uploaded file, not on every rerun
@@ -65,6 +71,10 @@ if upload is not None:
         except Refused as exc:
             bar.empty()
             st.error(str(exc))
+        except INTERRUPTIONS as exc:  # rolled back: say so plainly (no stack trace, no SQL), and what to do
+            bar.empty()
+            log.warning("Import of %s interrupted", upload.name, exc_info=True)
+            st.error(interruption_message(exc))  # our own fixed wording: nothing from the file or the database
         else:
             bar.empty()
             (st.info if dry else st.success)(
