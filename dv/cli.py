@@ -40,7 +40,7 @@ def cmd_db(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from dv.importer import import_file
+    from dv.importer import INTERRUPTIONS, import_file, interruption_message
     from dv.profiles import ProfileError, load_profile
     from dv.reading import FileRejected
 
@@ -54,6 +54,12 @@ def cmd_import(args) -> int:
             result = import_file(session, Path(args.file), profile, dry_run=args.dry_run, actor=_actor())
     except FileRejected as exc:
         return _fail(f"Nothing imported from {args.file}: {exc}")
+    except INTERRUPTIONS as exc:
+        # the scheduled job's operator gets the driver's own first line (never the SQL or its values, which may
+        # hold names) to tell a busy database from a full disk
+        orig = getattr(exc, "orig", None)
+        detail = f" ({str(orig).splitlines()[0]})" if orig is not None and str(orig) else ""
+        return _fail(f"{args.file}: {interruption_message(exc)}{detail}")
     payload = result.to_json()
     text = (f"{'Dry run: nothing written. ' if args.dry_run else ''}{result.file}: {result.rows_read} rows read; "
             f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "

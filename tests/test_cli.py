@@ -80,3 +80,34 @@ def test_user_add_first_coordinator_then_demo(sqlite_url):
     # the demo's own schools directory: most of its children's alerts reach a school, misspellings wait
     assert demo["schools"] == 16 and 0 < demo["alerts_to_resolve"] < demo["alerts"]
     assert dv("demo", "--days", "3", "--json", db_url=sqlite_url).returncode == 0  # twice: schools kept once
+
+
+@pytest.mark.parametrize("fault,expected", [
+    ("interrupted", "Notifications changed while this file was being imported"),
+    ("locked", "(database is locked)"),
+])
+def test_an_interrupted_import_exits_2_with_a_plain_reason(tmp_path, sqlite_url, monkeypatch, capsys, fault, expected):
+    """The scheduled job's operator reads why nothing was imported, not a traceback; the driver's first line tells a
+    busy database from a full disk, and no SQL (whose values may hold names) is printed."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    import dv.importer
+    from dv import cli
+
+    def failing(*args, **kwargs):
+        if fault == "interrupted":
+            raise dv.importer.ImportInterrupted(
+                "Nothing was imported: Notifications changed while this file was being imported; import again.")
+        raise OperationalError("INSERT INTO person (surname) VALUES (?)", ("SECRET-NAME",),
+                               sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setattr(dv.importer, "import_file", failing)
+    path = extract(tmp_path, "niche_wide", records(2))
+    assert cli.main(["import", str(path), "--profile", "niche_wide", "--json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and expected in out.err
+    assert fault != "locked" or "Import the file again" in out.err
+    assert "SECRET-NAME" not in out.err and "INSERT" not in out.err and "Traceback" not in out.err
