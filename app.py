@@ -19,7 +19,7 @@ from core.auth import (
 from core.db import migrate, read_scope, session_scope
 from core.scope import pages_for
 from core.settings import get_settings
-from pages.common import AUTH_KEY, current_user, sign_in, sign_out
+from pages.common import AUTH_KEY, current_user, md_escape, sign_in, sign_out
 
 st.set_page_config(page_title="DA Daily", page_icon=":material/shield_person:", layout="wide")
 
@@ -188,7 +188,7 @@ def main() -> None:
         return
     pages = [PAGES[key] for key in pages_for(user)]
     with st.sidebar:
-        st.caption(f"Signed in as {user.display_name} ({user.role.value})")
+        st.caption(f"Signed in as {md_escape(user.display_name)} ({user.role.value})")  # typed text: inert
         if st.button("Sign out", key="sign_out"):
             via_oidc = st.session_state[AUTH_KEY].get("method") == "oidc" or st.user.get("is_logged_in")
             sign_out("You have signed out.")

@@ -9,7 +9,8 @@ from dv.notifications import log_export
 from core.timeutil import london_now
 from meetings.agenda import (add_case, agenda_text, agenda_view, agenda_workbook, build_agenda, move_item,
                              next_meeting_day, publish_agenda, remove_case)
-from pages.common import current_user, enter_page, label, mark_viewed, md_escape
+from pages.common import (current_user, enter_page, forget_version, label, mark_viewed, md_escape, page_visit,
+                          seen_version)
 
 user = current_user()
 enter_page("agenda")
@@ -19,13 +20,33 @@ day = st.date_input("Meeting date", next_meeting_day(london_now().date()), forma
 
 
 def act(fn, *args, **kwargs) -> None:
-    """Run a change in its own transaction; show refusals and stale-page errors instead of failing."""
+    """Run a change in its own transaction; show refusals and stale-page errors (``Conflict``) instead of failing.
+    Changes run as widget callbacks, before the page does, so the page then shows the result in the same run."""
     try:
         with session_scope() as session:
-            fn(session, user, *args, **kwargs)
+            fn(session, current_user(), *args, **kwargs)
     except (ValueError, Refused) as exc:
         st.session_state["agenda_error"] = str(exc)
-    st.rerun()
+
+
+def version_key(meeting_id: int) -> str:
+    return f"agenda_{page_visit()}_{meeting_id}"
+
+
+def change(meeting_id: int, fn, *args, **kwargs) -> None:
+    """A change to the agenda, checked against the version the page first showed (passed in ``kwargs`` through the
+    widget's ``args``). Saved or refused, the next change is checked against the agenda as the page shows it next."""
+    forget_version(version_key(meeting_id))
+    act(fn, *args, **kwargs)
+
+
+def remove(meeting_id: int, item_id: int, seen: int) -> None:
+    change(meeting_id, remove_case, item_id, st.session_state.get("remove_reason", ""), expected_version=seen)
+
+
+def add(meeting_id: int, seen: int) -> None:
+    change(meeting_id, add_case, meeting_id, st.session_state["add_ref"], st.session_state["add_reason"],
+           expected_version=seen)
 
 
 try:
@@ -41,18 +62,21 @@ if view.get("meeting_day") is False:
     st.stop()
 if view.get("meeting_id") is None:
     st.info("There is no agenda for this date yet.")
-    if st.button("Build the agenda", type="primary", key="build"):
-        act(build_agenda, day)
+    st.button("Build the agenda", type="primary", key="build", on_click=act, args=(build_agenda, day))
     st.stop()
 
+mid = view["meeting_id"]
+# The version when the page first showed this agenda (this visit), kept until the user's next change. Read on a
+# click's own rerun it would already include a colleague's change or a new import, so the check could never fire:
+# Publish would publish cases never seen, Up would move a case a colleague had just moved a second time.
+seen = seen_version(version_key(mid), view["version"])
 status = label(view["status"])
 st.caption(f"{status.capitalize()} – notifications from {view['window_start']:%a %d/%m/%Y %H:%M} "
            f"to {view['window_end']:%a %d/%m/%Y %H:%M}")
 c1, c2, c3 = st.columns(3)
-if c1.button("Refresh from the latest import", key="refresh"):
-    act(build_agenda, day)
-if status == "draft" and c2.button("Publish", key="publish"):
-    act(publish_agenda, view["meeting_id"], view["version"])
+c1.button("Refresh from the latest import", key="refresh", on_click=change, args=(mid, build_agenda, day))
+if status == "draft":
+    c2.button("Publish", key="publish", on_click=change, args=(mid, publish_agenda, mid, seen))
 # The workbook is built only when asked for: building it on every rerun would slow the page for everyone.
 if c3.button("Prepare the export (xlsx)", key="prepare_export"):
     with session_scope() as session:
@@ -90,14 +114,13 @@ with st.expander("Move or remove a case"):
                         format_func=lambda i: f"{positions[i]['position']}. {positions[i]['police_ref']}")
     if pick is not None:
         b = st.columns([1, 1, 4, 1])
-        if b[0].button("Up", key="up"):
-            act(move_item, pick, -1, expected_version=view["version"])
-        if b[1].button("Down", key="down"):
-            act(move_item, pick, 1, expected_version=view["version"])
-        why = b[2].text_input("Reason to remove", key="remove_reason", label_visibility="collapsed",
-                              placeholder="Reason to remove this case")
-        if b[3].button("Remove", key="remove"):
-            act(remove_case, pick, why, expected_version=view["version"])
+        b[0].button("Up", key="up", on_click=change, args=(mid, move_item, pick, -1),
+                    kwargs={"expected_version": seen})
+        b[1].button("Down", key="down", on_click=change, args=(mid, move_item, pick, 1),
+                    kwargs={"expected_version": seen})
+        b[2].text_input("Reason to remove", key="remove_reason", label_visibility="collapsed",
+                        placeholder="Reason to remove this case")
+        b[3].button("Remove", key="remove", on_click=remove, args=(mid, pick, seen))
 
 if view["information_only"]:
     st.subheader(f"Information only ({len(view['information_only'])})")
@@ -109,10 +132,9 @@ st.dataframe(pd.DataFrame(view["overdue_actions"], columns=["police_ref", "agenc
 
 with st.form("add_case", clear_on_submit=True):
     st.subheader("Add a case")
-    ref = st.text_input("Police reference")
-    reason = st.text_input("Why it should be discussed")
-    if st.form_submit_button("Add to the agenda"):
-        act(add_case, view["meeting_id"], ref, reason, expected_version=view["version"])
+    st.text_input("Police reference", key="add_ref")
+    st.text_input("Why it should be discussed", key="add_reason")
+    st.form_submit_button("Add to the agenda", on_click=add, args=(mid, seen))
 
 st.subheader("Person history and possible matches")
 choice = st.selectbox("Case", list(positions), index=None, placeholder="Choose a case", key="agenda_case",
@@ -142,12 +164,13 @@ if choice is not None:
             st.text("Why: " + "; ".join(m["why"]))
             k = st.columns(3)
             if m["status"] == "suggested" or getattr(m["status"], "value", None) == "suggested":
-                if k[0].button("Same person", key=f"confirm_{m['id']}"):
-                    act(confirm_match, m["id"], m["version"])
-                if k[1].button("Not the same", key=f"reject_{m['id']}"):
-                    act(reject_match, m["id"], m["version"])
-            elif k[2].button("Undo the link", key=f"undo_{m['id']}"):
-                act(undo_match, m["id"], m["version"])
+                k[0].button("Same person", key=f"confirm_{m['id']}", on_click=act,
+                            args=(confirm_match, m["id"], m["version"]))
+                k[1].button("Not the same", key=f"reject_{m['id']}", on_click=act,
+                            args=(reject_match, m["id"], m["version"]))
+            else:
+                k[2].button("Undo the link", key=f"undo_{m['id']}", on_click=act,
+                            args=(undo_match, m["id"], m["version"]))
 
 if st.toggle("Print-friendly view", key="print_view"):
     st.text(agenda_text(view))
