@@ -32,7 +32,7 @@ from sqlmodel import Session
 
 from core import audit
 from core.db import checked_update
-from core.models import User, UserRole
+from core.models import AuditEvent, User, UserRole
 from core.scope import changeable, refuse, require, visible
 from core.settings import Settings, get_settings
 from core.timeutil import london_now, london_to_utc, utc_to_london, utcnow
@@ -51,11 +51,13 @@ FIELD_LABELS = {"child": "Child", "child_dob": "Date of birth", "setting": "Sett
                 "circumstances": "What happened", "risk": "Risk level"}
 CIRCUMSTANCES_MAX = 600  # "brief circumstances"
 NOTICE_SUBJECT = "DA Daily: a new Operation Encompass notification is waiting"
+# Alerts still waiting for their school to read them: not acknowledged, and not withdrawn (see generate_alerts)
+WAITING = E.c.status.not_in([AlertStatus.acknowledged.value, AlertStatus.withdrawn.value])
 
 
 class Conflict(Exception):
-    def __init__(self, current: dict | None):
-        super().__init__("This alert was changed by someone else after you opened it; look again.")
+    def __init__(self, current: dict | None, message: str | None = None):
+        super().__init__(message or "This alert was changed by someone else after you opened it; look again.")
         self.current = current
 
 
@@ -188,7 +190,8 @@ class AlertRows:
         self.wanted_set = frozenset(self.wanted)
         self.sorted_wanted = sorted(self.wanted_set)  # json.dumps(..., sort_keys=True) order
         self.now = utcnow()
-        self.counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
+        self.counts = {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0,
+                       "rerouted": 0, "withdrawn": 0}
 
     def deadline(self, urn: str | None, incident: dt.datetime) -> dt.datetime:
         # Settings on the authority's calendar (nearly all) share one answer per day: keyed by calendar, not URN.
@@ -217,6 +220,13 @@ class AlertRows:
                       if resolution == SchoolResolution.to_resolve else None)
         return urn, resolution, candidates
 
+    def resolve(self, typed: str) -> tuple:
+        """(urn, resolution, candidates JSON) of a typed name, each name resolved once."""
+        found = self.resolved.get(typed)
+        if found is None:
+            found = self.resolved[typed] = self._resolve(typed)
+        return found
+
     def row(self, child: dict, key: str, notification_part: dict | None = None) -> tuple | None:
         """The alert row of one child (``_children``'s keys; ``key``: its ``child_key``), or None when the child
         gets none (counted as not of school age). ``notification_part``: ``_notification_part(child)``, when the
@@ -227,10 +237,7 @@ class AlertRows:
             counts["not_school_age"] += 1
             return None
         typed = child["school_name"] or ""
-        found = self.resolved.get(typed)
-        if found is None:
-            found = self.resolved[typed] = self._resolve(typed)
-        urn, resolution, candidates = found
+        urn, resolution, candidates = self.resolve(typed)
         counts["created"] += 1
         counts["to_resolve"] += resolution == SchoolResolution.to_resolve
         counts["home_educated"] += resolution == SchoolResolution.home_educated
@@ -295,6 +302,13 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
                     notifications: int | None = None) -> dict:
     """Create the alerts the imported (or updated) notifications need. Idempotent: a child who already has an
     alert on that notification (found by link, or by child key after a re-import rewrote the people) gets none.
+
+    A re-import that changes where a known child goes is not ignored (``_follow_the_extract``): the police may have
+    typed the wrong school first. A queued alert no school has been shown is re-routed to the new setting; one a
+    school has been sent or shown is withdrawn from that school's view and a new alert raised for the new setting,
+    naming the withdrawn one for the coordinator (who tells the first school). A child the record no longer lists
+    has their alert withdrawn. Each of these is audited on its own row.
+
     Runs in the caller's transaction (the import's), audited as one row. Works 500 notifications at a time and
     writes each chunk at once (``core.db.bulk_insert``), so a 100,000-row import holds one chunk's alerts.
 
@@ -307,38 +321,134 @@ def generate_alerts(session: Session, notification_ids: Iterable[int], *, user: 
     ids = sorted(set(notification_ids))
     if rows is None:
         if not ids:
-            return {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0}
+            return {"created": 0, "to_resolve": 0, "home_educated": 0, "relinked": 0, "not_school_age": 0,
+                    "rerouted": 0, "withdrawn": 0}
         rows = _rows_from_database(session, settings)
     counts = rows.counts
+    for key in ("rerouted", "withdrawn"):  # an AlertRows made before these were counted
+        counts.setdefault(key, 0)
+    who = {"username": actor} if user is None and actor else {}
     conn = session.connection()
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        existing = {(r.notification_id, r.child_key): (r.id, r.child_link_id) for r in conn.execute(
-            select(E.c.id, E.c.notification_id, E.c.child_key, E.c.child_link_id)
-            .where(E.c.notification_id.in_(chunk)))}
-        linked = {link for _, link in existing.values() if link is not None}
+        existing = conn.execute(  # a withdrawn alert is history: a child listed again gets a new one
+            select(E.c.id, E.c.notification_id, E.c.child_key, E.c.child_link_id, E.c.school_urn, E.c.school_typed,
+                   E.c.resolution, E.c.status, E.c.version)
+            .where(E.c.notification_id.in_(chunk), E.c.status != AlertStatus.withdrawn.value)).all()
+        by_link = {r.child_link_id: r for r in existing if r.child_link_id is not None}
+        by_key = {(r.notification_id, r.child_key): r for r in existing}
+        matched: set[int] = set()  # the alerts of children the record still lists
+        raised: set[tuple] = set()  # (notification, child key) of the alerts raised here
         out = []
         for child in _children(conn, chunk):
-            if child["link_id"] in linked:
-                continue
             key = child_key(child["surname"], child["forename"], child["dob"])
-            found = existing.get((child["notification_id"], key))
-            if found is not None:
-                if found[1] is None and found[0] is not None:  # the import rewrote the people: the new link
-                    conn.execute(update(E).where(E.c.id == found[0]).values(child_link_id=child["link_id"]))
+            alert = by_link.get(child["link_id"])
+            if alert is None:
+                alert = by_key.get((child["notification_id"], key))
+                if alert is None:
+                    if (child["notification_id"], key) not in raised:
+                        row = rows.row(child, key)
+                        if row is not None:
+                            out.append(row)
+                            raised.add((child["notification_id"], key))
+                    continue
+                if alert.id in matched:  # another child of the same key has it
+                    continue
+                if alert.child_link_id is None:  # the import rewrote the people: the new link
+                    conn.execute(update(E).where(E.c.id == alert.id).values(child_link_id=child["link_id"]))
                     counts["relinked"] += 1
-                continue
-            row = rows.row(child, key)
-            if row is not None:
-                out.append(row)
-                existing[(child["notification_id"], key)] = (None, child["link_id"])
+            matched.add(alert.id)
+            if (child["school_name"] or None) != alert.school_typed:
+                _follow_the_extract(session, user, who, rows, alert, child, key)
+        for alert in existing:
+            # Its person link went with the rewritten people and no child listed now has its key: the police took
+            # the child off the record, so the setting no longer sees the alert (alerts made by hand have no key).
+            if alert.id not in matched and alert.child_link_id is None and alert.child_key is not None:
+                _withdraw(session, user, who, alert, "The police no longer list this child on the notification.")
+                counts["withdrawn"] += 1
         bulk_insert(conn, E, out, columns=ALERT_COLUMNS)
-    if counts["created"] or counts["relinked"]:
+    if counts["created"] or counts["relinked"] or counts["rerouted"] or counts["withdrawn"]:
         audit.record(session, user, "change", "encompass_alert", None, created=counts["created"],
                      to_resolve=counts["to_resolve"], home_educated=counts["home_educated"],
-                     relinked=counts["relinked"], notifications=len(ids) if notifications is None else notifications,
-                     **({"username": actor} if user is None and actor else {}))
+                     relinked=counts["relinked"], rerouted=counts["rerouted"], withdrawn=counts["withdrawn"],
+                     notifications=len(ids) if notifications is None else notifications, **who)
     return dict(counts)
+
+
+def _shown(conn, alert) -> bool:
+    """Whether a school has had the alert: its notice was sent, or a key adult opened it in the portal (which
+    shows queued alerts too, and audits each disclosure)."""
+    if getattr(alert.status, "value", alert.status) != AlertStatus.queued.value:
+        return True
+    A = AuditEvent.__table__
+    return conn.execute(select(A.c.id).where(A.c.entity == "encompass_alert", A.c.entity_id == str(alert.id),
+                                             A.c.action == "disclosure").limit(1)).first() is not None
+
+
+def _withdraw(session: Session, user: User | None, who: dict, alert, why: str) -> None:
+    """Take the alert out of its setting's view (status withdrawn), kept as the record of what it was shown."""
+    shown = _shown(session.connection(), alert)
+    if shown and alert.school_urn:
+        why = f"{why} {alert.school_urn} had already been sent or shown it: tell them to disregard it."
+    session.connection().execute(
+        update(E).where(E.c.id == alert.id, E.c.status != AlertStatus.withdrawn.value)
+        .values(status=AlertStatus.withdrawn, withdrawn_at_utc=utcnow(), withdrawn_why=why[:255],
+                child_link_id=None, version=E.c.version + 1))  # the link goes to the child's new alert, if any
+    audit.record(session, user, "withdraw", "encompass_alert", alert.id, school_urn=alert.school_urn,
+                 shown_to_school=shown, why=why, **who)
+
+
+def _follow_the_extract(session: Session, user: User | None, who: dict, rows: AlertRows, alert, child: dict,
+                        key: str) -> None:
+    """The police now type another school for a child who has an alert: send the alert where the extract now
+    says (see ``generate_alerts``)."""
+    conn, counts = session.connection(), rows.counts
+    typed = child["school_name"] or ""
+    incident = child["incident_at"]
+    if incident is None or not _in_scope(child["dob"], typed, incident.date(), rows.settings):
+        _withdraw(session, user, who, alert, "The police no longer give a setting for this child.")
+        counts["withdrawn"] += 1
+        return
+    urn, resolution, candidates = rows.resolve(typed)
+    old_resolution = getattr(alert.resolution, "value", alert.resolution)
+    offered = {c.get("urn") for c in json.loads(candidates)["candidates"]} if candidates else set()
+    if (urn, resolution.value) == (alert.school_urn, old_resolution) or (
+            resolution == SchoolResolution.to_resolve and alert.school_urn and alert.school_urn in offered):
+        # The same setting typed another way (or an uncertain name that still offers it): only the typed name,
+        # and the candidates of one still to resolve, follow the extract.
+        values = {"school_typed": typed or None}
+        if old_resolution == SchoolResolution.to_resolve.value:
+            values["candidates"] = candidates
+        conn.execute(update(E).where(E.c.id == alert.id).values(**values, version=E.c.version + 1))
+        audit.record(session, user, "change", "encompass_alert", alert.id, old={"school_typed": alert.school_typed},
+                     new={"school_typed": typed or None}, why="re-import: the same setting typed another way",
+                     **who)
+        return
+    old = {"school_urn": alert.school_urn, "school_typed": alert.school_typed, "resolution": old_resolution}
+    new = {"school_urn": urn, "school_typed": typed or None, "resolution": resolution.value}
+    if not _shown(conn, alert):
+        # No school has had it: re-routed where it stands (version-checked: a notice sent meanwhile withdraws it)
+        due = rows.deadline(urn if resolution == SchoolResolution.resolved else None, incident)
+        if conn.execute(update(E).where(E.c.id == alert.id, E.c.version == alert.version,
+                                        E.c.status == AlertStatus.queued.value)
+                        .values(school_urn=urn, school_typed=typed or None, resolution=resolution,
+                                candidates=candidates, due_at=due, version=E.c.version + 1,
+                                disclosed=rows._disclosed_json(child, rows.names.get(urn), None))).rowcount == 1:
+            counts["rerouted"] += 1
+            counts["to_resolve"] += resolution == SchoolResolution.to_resolve
+            audit.record(session, user, "change", "encompass_alert", alert.id, old=old, new=new | {"due_at": due},
+                         why="re-import: the police changed the school", **who)
+            return
+    # A school has been sent or shown it: never moved silently. Withdrawn from that school's view, and a new
+    # alert raised for the new setting that names it, for the coordinator.
+    _withdraw(session, user, who, alert, f"The police changed the school to “{typed}”.")
+    counts["withdrawn"] += 1
+    row = rows.row(child, key)
+    if row is not None:
+        new_id = conn.execute(insert(E).values(**dict(zip(ALERT_COLUMNS, row)), replaces_id=alert.id)
+                              ).inserted_primary_key[0]
+        audit.record(session, user, "change", "encompass_alert", new_id, old=old, new=new, replaces_id=alert.id,
+                     why="re-import: the police changed the school after the first was shown the alert", **who)
 
 
 def _rows_from_database(session: Session, settings: Settings) -> AlertRows:
@@ -368,10 +478,11 @@ def create_alert(session: Session, user: User | None, *, notification_id: int, s
 
 def list_alerts(session: Session, user: User) -> list[dict]:
     """The alerts the user may see (a school: its own URN's), not yet acknowledged first, then newest; with only
-    the disclosed fields."""
+    the disclosed fields. A withdrawn alert is not listed."""
     stmt = (select(E.c.id, E.c.school_urn, E.c.due_at, E.c.status, E.c.disclosed, E.c.notified_at_utc,
                    E.c.acknowledged_at_utc, E.c.version)
-            .where(visible(user, "encompass_alert"), E.c.school_urn.is_not(None))
+            .where(visible(user, "encompass_alert"), E.c.school_urn.is_not(None),
+                   E.c.status != AlertStatus.withdrawn.value)  # moved to another setting or the child taken off
             .order_by((E.c.status == AlertStatus.acknowledged.value), E.c.due_at.desc(), E.c.id.desc())
             .limit(500))
     rows = []
@@ -385,8 +496,7 @@ def list_alerts(session: Session, user: User) -> list[dict]:
 def acknowledge_alert(session: Session, user: User | None, alert_id: int) -> None:
     """The key adult confirms they have read the alert. Another school's alert is refused and audited."""
     result = session.connection().execute(
-        update(E).where(E.c.id == alert_id, changeable(user, "encompass_alert"),
-                        E.c.status != AlertStatus.acknowledged.value)
+        update(E).where(E.c.id == alert_id, changeable(user, "encompass_alert"), WAITING)
         .values(status=AlertStatus.acknowledged, acknowledged_at_utc=utcnow(),
                 acknowledged_by_id=user.id if user else None, version=E.c.version + 1))
     if result.rowcount == 1:
@@ -396,7 +506,7 @@ def acknowledge_alert(session: Session, user: User | None, alert_id: int) -> Non
         select(E.c.status).where(E.c.id == alert_id, changeable(user, "encompass_alert"))).first()
     if mine is None:  # not this user's school's alert (or no such alert): refused, whatever the id
         raise refuse(session, user, "acknowledge_alert", "encompass_alert", alert_id)
-    # already acknowledged: nothing to do
+    # already acknowledged, or withdrawn (no longer this school's to read): nothing to do
 
 
 def record_disclosure(session: Session, user: User, alert_id: int) -> None:
@@ -422,43 +532,73 @@ def _rows(conn, stmt) -> list[dict]:
 def _select():
     return (select(E.c.id, E.c.notification_id, E.c.school_urn, S.c.name.label("school_name"), E.c.school_typed,
                    E.c.resolution, E.c.candidates, E.c.incident_at, E.c.due_at, E.c.status, E.c.notified_at_utc,
-                   E.c.acknowledged_at_utc, E.c.escalated_at_utc, E.c.version, N.c.police_ref,
+                   E.c.acknowledged_at_utc, E.c.escalated_at_utc, E.c.withdrawn_at_utc, E.c.withdrawn_why,
+                   E.c.replaces_id, E.c.version, N.c.police_ref,
                    NP.c.surname, NP.c.forename, NP.c.dob)
             .join(N, N.c.id == E.c.notification_id).outerjoin(S, S.c.urn == E.c.school_urn)
             .outerjoin(NP, NP.c.id == E.c.child_link_id))
 
 
-def encompass_overview(session: Session, user: User, *, now: dt.datetime | None = None, limit: int = 500) -> dict:
+def encompass_overview(session: Session, user: User, *, now: dt.datetime | None = None, limit: int = 500,
+                       log_view: bool = True) -> dict:
     """The coordinator's Encompass page: due next, overdue (not acknowledged after the deadline), to resolve,
-    escalated, recently acknowledged, and the timeliness of the last 28 days."""
+    escalated, recently acknowledged, withdrawn (with why: the setting that had been shown one is to be told), and
+    the timeliness of the last 28 days. The lists name children, so ``log_view`` audits the view as one row with
+    how many each list holds: pages pass it once per page visit (``pages.common.mark_viewed``)."""
     require(session, user, "manage_alerts")
     now = now or london_now()
     conn = session.connection()
     base = _select().where(visible(user, "encompass_alert"))
-    waiting = E.c.status != AlertStatus.acknowledged.value
+    waiting = WAITING
     resolved = E.c.resolution != SchoolResolution.to_resolve.value
     view = {
         "due_next": _rows(conn, base.where(waiting, resolved, E.c.due_at >= now).order_by(E.c.due_at).limit(limit)),
         "overdue": _rows(conn, base.where(waiting, E.c.due_at < now).order_by(E.c.due_at).limit(limit)),
-        "to_resolve": _rows(conn, base.where(E.c.resolution == SchoolResolution.to_resolve.value, waiting)
-                            .order_by(E.c.due_at).limit(limit)),
+        "to_resolve": _with_remembered(conn, _rows(conn, base.where(
+            E.c.resolution == SchoolResolution.to_resolve.value, waiting).order_by(E.c.due_at).limit(limit))),
         "escalated": _rows(conn, base.where(waiting, E.c.escalated_at_utc.is_not(None))
                            .order_by(E.c.due_at).limit(limit)),
         "acknowledged": _rows(conn, base.where(E.c.status == AlertStatus.acknowledged.value)
                               .order_by(E.c.acknowledged_at_utc.desc()).limit(100)),
+        "withdrawn": _rows(conn, base.where(E.c.status == AlertStatus.withdrawn.value)
+                           .order_by(E.c.withdrawn_at_utc.desc()).limit(100)),
     }
-    view["figures"] = timeliness(session, user, now - dt.timedelta(days=28), now)
+    view["figures"] = timeliness(session, user, now - dt.timedelta(days=28), now, log_view=False)
+    if log_view:
+        audit.record(session, user, "view", "encompass_alert", None, what="overview",
+                     listed={k: len(v) for k, v in view.items() if k != "figures"})
     return view
 
 
-def timeliness(session: Session, user: User, start: dt.datetime, end: dt.datetime) -> dict:
+def _with_remembered(conn, rows: list[dict]) -> list[dict]:
+    """Each alert to resolve with its typed name's remembered school as it stands (``alias_urn``,
+    ``alias_version``; None when none is): what the coordinator sees, so ``resolve_alert(remember=True)`` can tell
+    a spelling a colleague remembered meanwhile from one nobody had."""
+    from dv.models import SchoolAlias
+    from dv.schools import normalise
+
+    AL = SchoolAlias.__table__
+    keys = {r["id"]: normalise(r["school_typed"] or "") for r in rows}
+    wanted = sorted({k for k in keys.values() if k})
+    found = {k: (u, v) for k, u, v in conn.execute(select(AL.c.name_key, AL.c.school_urn, AL.c.version)
+                                                   .where(AL.c.name_key.in_(wanted)))} if wanted else {}
+    for r in rows:
+        r["alias_urn"], r["alias_version"] = found.get(keys[r["id"]], (None, None))
+    return rows
+
+
+def timeliness(session: Session, user: User, start: dt.datetime, end: dt.datetime, *, log_view: bool = True) -> dict:
     """For alerts whose incident falls in [start, end) (wall-clock): how many, the share notified before the
     deadline, the share acknowledged (and before the deadline), the median hours from incident to notification,
-    and how many still wait for their school to be resolved."""
+    and how many still wait for their school to be resolved. A withdrawn alert is not counted (the child's alert
+    for the right setting is). ``log_view`` audits the view (``encompass_overview`` audits its own, once)."""
     require(session, user, "manage_alerts")
     rows = session.connection().execute(
         select(E.c.incident_at, E.c.due_at, E.c.notified_at_utc, E.c.acknowledged_at_utc, E.c.resolution)
-        .where(visible(user, "encompass_alert"), E.c.incident_at >= start, E.c.incident_at < end)).all()
+        .where(visible(user, "encompass_alert"), E.c.incident_at >= start, E.c.incident_at < end,
+               E.c.status != AlertStatus.withdrawn.value)).all()
+    if log_view:
+        audit.record(session, user, "view", "encompass_alert", None, what="timeliness", start=start, end=end)
     total = len(rows)
     notified = [r for r in rows if r.notified_at_utc is not None]
     on_time = [r for r in notified if r.due_at and utc_to_london(r.notified_at_utc) <= r.due_at]
@@ -477,9 +617,11 @@ def timeliness(session: Session, user: User, start: dt.datetime, end: dt.datetim
 
 
 def resolve_alert(session: Session, user: User, alert_id: int, *, urn: str, expected_version: int,
-                  remember: bool = False, settings: Settings | None = None) -> None:
+                  remember: bool = False, alias_version: int | None = None, settings: Settings | None = None) -> None:
     """The coordinator picks the child's setting: the deadline and the disclosed content follow it. ``remember``
-    sends the next child with the same typed name straight there."""
+    sends the next child with the same typed name straight there; ``alias_version`` is the version of that
+    spelling's remembered school the coordinator was shown (``alias_version`` of ``encompass_overview``'s row; None:
+    none was). ``Conflict`` (nothing saved) when the alert, or the remembered spelling, changed since."""
     from dv.schooldays import load_term_dates
 
     require(session, user, "manage_alerts")
@@ -504,14 +646,23 @@ def resolve_alert(session: Session, user: User, alert_id: int, *, urn: str, expe
                           .values(school_urn=urn, resolution=resolution, due_at=due, version=E.c.version + 1,
                                   disclosed=json.dumps(disclosed, sort_keys=True))):
         session.rollback()
-        raise Conflict(None)
+        current = _rows(session.connection(), _select().where(E.c.id == alert_id))
+        if not current:
+            raise Conflict(None)
+        now = current[0]
+        where = now["school_name"] or now["school_urn"] or "no setting yet"
+        raise Conflict(now, f"This alert was changed by someone else after you opened it: it is now "
+                            f"{now['status']} ({where}). Nothing was saved; look again.")
     audit.record(session, user, "change", "encompass_alert", alert_id,
                  old={"school_urn": alert["school_urn"], "resolution": getattr(alert["resolution"], "value", None)},
                  new={"school_urn": urn, "resolution": resolution.value, "due_at": due}, remembered=remember)
     if remember and alert["school_typed"]:
-        from dv.schools import remember_resolution
+        from dv.schools import AliasConflict, remember_resolution
 
-        remember_resolution(session, user, alert["school_typed"], urn)
+        try:
+            remember_resolution(session, user, alert["school_typed"], urn, expected_version=alias_version)
+        except AliasConflict as exc:  # rolled back: the alert is not resolved either, so nothing half-saved
+            raise Conflict(exc.current, f"“{alert['school_typed']}”: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------------ sending
@@ -576,8 +727,8 @@ def escalate(session: Session, *, send: bool = True, now: dt.datetime | None = N
     now = now or london_now()
     limit = now - dt.timedelta(minutes=settings.alert_escalation_minutes)
     conn = session.connection()
-    ids = list(conn.execute(select(E.c.id).where(E.c.status != AlertStatus.acknowledged.value,
-                                                E.c.escalated_at_utc.is_(None), E.c.due_at < limit)).scalars())
+    ids = list(conn.execute(select(E.c.id).where(WAITING, E.c.escalated_at_utc.is_(None),
+                                                E.c.due_at < limit)).scalars())
     result = {"escalated": len(ids), "emailed": [], "error": None}
     if not ids:
         return result

@@ -187,6 +187,9 @@ class AlertStatus(str, Enum):
     queued = "queued"
     notified = "notified"
     acknowledged = "acknowledged"
+    # Taken out of the school's view: a later extract moved the child to another setting after this one was shown
+    # the alert, or no longer lists the child. Kept (never deleted) as the record of what that school was shown.
+    withdrawn = "withdrawn"
 
 
 class SchoolResolution(str, Enum):
@@ -230,6 +233,11 @@ class EncompassAlert(SQLModel, table=True):
     acknowledged_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)
     acknowledged_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
     escalated_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # not acknowledged in time
+    withdrawn_at_utc: Optional[dt.datetime] = Field(default=None, sa_type=DateTime)  # status withdrawn: when
+    withdrawn_why: Optional[str] = Field(default=None, max_length=255)  # and why, for the coordinator
+    # The withdrawn alert (same notification, same child) this one replaces: the coordinator tells the setting
+    # that was shown the old one. Not a foreign key: both go with their notification (deleted together).
+    replaces_id: Optional[int] = None
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
     version: int = 1
 
@@ -283,6 +291,7 @@ class SchoolAlias(SQLModel, table=True):
         String(12), ForeignKey("school.urn", name="fk_school_alias_school"), nullable=False))
     created_by_id: Optional[int] = Field(default=None, foreign_key="user.id")
     created_at_utc: dt.datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    version: int = 1  # re-pointing or forgetting a spelling is checked against the version the coordinator saw
 
 
 class MatchStatus(str, Enum):

@@ -34,7 +34,7 @@ from core.scope import changeable, refuse, require, visible
 from core.settings import get_settings
 from core.timeutil import utcnow
 from dv.models import KeyAdult, School, SchoolAlias
-from dv.reading import FileRejected
+from dv.reading import FileRejected, decode_text
 
 S = School.__table__
 K = KeyAdult.__table__
@@ -140,19 +140,25 @@ COLUMNS = {
 FIELDS = ("name", "name_key", "la_name", "type_name", "status", "is_open", "phase", "low_age", "high_age",
           "postcode", "town")
 _LENGTHS = {c.name: c.type.length for c in S.c if getattr(c.type, "length", None)}
-MAX_GIAS_BYTES = 200 * 1024 * 1024  # the real download is ~60 MB; Streamlit's upload limit is 200 MB too
+# The real download is ~60 MB. Streamlit's own cap is server.maxUploadSize in .streamlit/config.toml (50 MB, for
+# police extracts), not 200 MB: the Schools page asks its uploader for this cap (max_upload_size), and the server's
+# maxUploadSize must be at least as large, since Streamlit's upload endpoint enforces that setting for every widget.
+MAX_GIAS_BYTES = 200 * 1024 * 1024
 
 
 def decode_gias(data: bytes) -> tuple[str, str]:
-    """Strict decoding: UTF-8 (with or without a byte-order mark) first, then Windows-1252 (the download's own
-    encoding). Never lenient. Returns (text, encoding used)."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding, errors="strict"), encoding
-        except UnicodeDecodeError:
-            continue
-    raise FileRejected("The file's text is neither UTF-8 nor Windows-1252 (the GIAS download's encoding); it was not "
-                       "imported. Download edubasealldata.csv from GIAS again and import it unchanged.")
+    """Strict decoding by the importer's own ``dv.reading.decode_text``: a UTF-8 byte-order mark wins, else UTF-8,
+    else Windows-1252 (the download's own encoding). Never lenient, and one rule for every file DA Daily reads (a
+    UTF-8 file with a stray byte is refused there, not garbled into Windows-1252). Returns (text, encoding used);
+    the refusal is worded for the GIAS download."""
+    try:
+        return decode_text(data, None)
+    except FileRejected as exc:  # its advice is for police extracts and their profiles; keep where the bad byte is
+        found = re.search(r"byte 0x[0-9A-F]{2} on line [\d,]+", str(exc))
+        where = f" (the first bad byte: {found.group(0).removeprefix('byte ')})" if found else ""
+        raise FileRejected("The file's text is neither UTF-8 nor Windows-1252 (the GIAS download's encoding), or "
+                           f"mixes the two{where}; it was not imported. Download edubasealldata.csv from GIAS again "
+                           "and import it unchanged (do not open and re-save it first).") from exc
 
 
 def _read_source(source: bytes | str | Path) -> tuple[bytes, str]:
@@ -585,9 +591,47 @@ def _school_row(conn, urn: str):
     return conn.execute(select(S.c.urn, S.c.name, S.c.is_open, S.c.status).where(S.c.urn == urn)).first()
 
 
-def remember_resolution(session: Session, user: User | None, typed: str, urn: str) -> dict:
+class AliasConflict(Exception):
+    """A remembered spelling was remembered, re-pointed or forgotten by someone else after the coordinator saw it
+    (``current``: what is stored now, as ``remembered_spelling`` gives it; None when it is no longer remembered).
+    Without the check the last of two coordinators would silently redirect every later child with that spelling,
+    or "Forget" delete a mapping a colleague had just re-pointed."""
+
+    def __init__(self, current: dict | None):
+        now = (f"It now goes to {current['school']} (URN {current['urn']})." if current
+               else "It is no longer remembered.")
+        super().__init__(f"The remembered spelling was changed by someone else after you opened it. {now} Nothing "
+                         "was saved: look again, and make your change again if it is still needed.")
+        self.current = current
+
+
+def remembered_spelling(session: Session, user: User | None, typed: str | None) -> dict | None:
+    """The remembered school of a spelling (``typed`` or its name key), as a page shows it before a change:
+    {id, name_key, urn, school, version}; None when none is remembered (or the user may not see them)."""
+    key = normalise(typed or "")
+    if not key:
+        return None
+    row = session.connection().execute(
+        select(AL.c.id, AL.c.name_key, AL.c.school_urn.label("urn"), S.c.name.label("school"), AL.c.version)
+        .outerjoin(S, S.c.urn == AL.c.school_urn)
+        .where(AL.c.name_key == key, visible(user, "school_alias"))).mappings().first()
+    return dict(row) if row else None
+
+
+def _alias_conflict(session: Session, user: User | None, key: str) -> AliasConflict:
+    """Roll back what the attempt did and return the conflict with what is stored now."""
+    session.rollback()
+    return AliasConflict(remembered_spelling(session, user, key))
+
+
+def remember_resolution(session: Session, user: User | None, typed: str, urn: str, *,
+                        expected_version: int | None = None) -> dict:
     """Remember that ``typed`` (any spelling with the same normalised key) means the open school ``urn``.
-    Refuses (ValueError) a blank name, an unknown URN or a closed school. Audited. Returns {name_key, urn}."""
+    Refuses (ValueError) a blank name, an unknown URN or a closed school. Audited. Returns {name_key, urn}.
+
+    ``expected_version``: the version of the spelling's remembered school the coordinator saw
+    (``remembered_spelling``), None when they saw none. Remembered or re-pointed by someone else since:
+    ``AliasConflict`` and nothing written (the caller's transaction is rolled back)."""
     require(session, user, "manage_schools")
     key = normalise(typed)
     if not key:
@@ -599,24 +643,35 @@ def remember_resolution(session: Session, user: User | None, typed: str, urn: st
     if not school.is_open:
         raise ValueError(f"{school.name} (URN {urn}) is {school.status.lower()}: a closed school is never chosen.")
     conn = session.connection()
-    old = conn.execute(select(AL.c.id, AL.c.school_urn).where(AL.c.name_key == key)).first()
+    old = conn.execute(select(AL.c.id, AL.c.school_urn, AL.c.version).where(AL.c.name_key == key)).first()
     if old is not None and old.school_urn == urn:
-        return {"name_key": key, "urn": urn}
+        return {"name_key": key, "urn": urn}  # the same answer: nothing is overwritten
+    if (old.version if old is not None else None) != expected_version:
+        raise _alias_conflict(session, user, key)
     if old is None:
-        alias_id = conn.execute(insert(AL).values(name_key=key, school_urn=urn, created_by_id=user.id,
-                                                  created_at_utc=utcnow())).inserted_primary_key[0]
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            alias_id = conn.execute(insert(AL).values(name_key=key, school_urn=urn, created_by_id=user.id,
+                                                      created_at_utc=utcnow(), version=1)).inserted_primary_key[0]
+        except IntegrityError:  # PostgreSQL: a colleague remembered it in between (unique name_key)
+            raise _alias_conflict(session, user, key) from None
     else:
         alias_id = old.id
-        if not checked_update(session, update(AL).where(AL.c.id == old.id, changeable(user, "school_alias"))
-                              .values(school_urn=urn, created_by_id=user.id, created_at_utc=utcnow())):
-            raise refuse(session, user, "remember_resolution", "school_alias", old.id)
+        if not checked_update(session, update(AL).where(AL.c.id == old.id, AL.c.version == expected_version,
+                                                        changeable(user, "school_alias"))
+                              .values(school_urn=urn, created_by_id=user.id, created_at_utc=utcnow(),
+                                      version=AL.c.version + 1)):
+            raise _alias_conflict(session, user, key)
     audit.record(session, user, "change", "school_alias", alias_id, typed=typed, name_key=key,
                  old={"school_urn": old.school_urn} if old else None, new={"school_urn": urn})
     return {"name_key": key, "urn": urn}
 
 
-def forget_resolution(session: Session, user: User | None, typed: str) -> bool:
-    """Forget the remembered school of a spelling (``typed`` or its name key). True when one was forgotten."""
+def forget_resolution(session: Session, user: User | None, typed: str, *, expected_version: int) -> bool:
+    """Forget the remembered school of a spelling (``typed`` or its name key). True when one was forgotten; False
+    when none is remembered. ``expected_version``: the version the coordinator saw (``list_resolutions``); re-pointed
+    by someone else since: ``AliasConflict`` and nothing deleted."""
     require(session, user, "manage_schools")
     key = normalise(typed)
     conn = session.connection()
@@ -624,17 +679,19 @@ def forget_resolution(session: Session, user: User | None, typed: str) -> bool:
                                                               visible(user, "school_alias"))).first()
     if old is None:
         return False
-    if conn.execute(delete(AL).where(AL.c.id == old.id, changeable(user, "school_alias"))).rowcount != 1:
-        raise refuse(session, user, "forget_resolution", "school_alias", old.id)
+    if conn.execute(delete(AL).where(AL.c.id == old.id, AL.c.version == expected_version,
+                                     changeable(user, "school_alias"))).rowcount != 1:
+        raise _alias_conflict(session, user, key)
     audit.record(session, user, "change", "school_alias", old.id, name_key=key,
                  old={"school_urn": old.school_urn}, new=None)
     return True
 
 
 def list_resolutions(session: Session, user: User | None) -> list[dict]:
-    """The remembered spellings the user may see: {id, name_key, urn, school, la, created_by, created_at_utc}."""
+    """The remembered spellings the user may see: {id, name_key, urn, school, la, created_by, created_at_utc,
+    version}."""
     stmt = (select(AL.c.id, AL.c.name_key, AL.c.school_urn.label("urn"), S.c.name.label("school"),
-                   S.c.la_name.label("la"), U.c.display_name.label("created_by"), AL.c.created_at_utc)
+                   S.c.la_name.label("la"), U.c.display_name.label("created_by"), AL.c.created_at_utc, AL.c.version)
             .join(S, S.c.urn == AL.c.school_urn).outerjoin(U, U.c.id == AL.c.created_by_id)
             .where(visible(user, "school_alias"), visible(user, "school")).order_by(AL.c.name_key))
     return [dict(r) for r in session.connection().execute(stmt).mappings()]

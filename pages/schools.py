@@ -13,6 +13,8 @@ from core.settings import get_settings
 from core.timeutil import london_now
 from dv.reading import FileRejected
 from dv.schools import (
+    MAX_GIAS_BYTES,
+    AliasConflict,
     KeyAdultConflict,
     count_schools,
     deactivate_key_adult,
@@ -54,7 +56,9 @@ if can(user, "import_schools"):
         st.caption("Download *edubasealldata.csv* (all establishments) from Get Information about Schools and "
                    "upload it unchanged. Kept: " + (md_escape(", ".join(las)) if las else "every local authority "
                                                     "(set DV_LOCAL_AUTHORITIES to keep only the hub's)") + ".")
-        upload = st.file_uploader("GIAS establishments CSV", type=["csv"], key="gias_upload")
+        # The GIAS download (~60 MB) is over the 50 MB the police extract uploader keeps (server.maxUploadSize)
+        upload = st.file_uploader("GIAS establishments CSV", type=["csv"], key="gias_upload",
+                                  max_upload_size=MAX_GIAS_BYTES // 2**20)
         if upload is not None and st.button("Import", type="primary", key="gias_import"):
             try:
                 with st.spinner("Importing"), session_scope() as session:
@@ -183,16 +187,23 @@ if aliases:
     st.dataframe(pd.DataFrame(aliases)[["name_key", "school", "urn", "la", "created_by", "created_at_utc"]],
                  hide_index=True, width="stretch",
                  column_config={"name_key": "spelling (normalised)", "created_at_utc": "when (UTC)"})
-    keys = [a["name_key"] for a in aliases]
-    forget = st.selectbox("Spelling to forget", keys, index=None, key="alias_forget")
+    by_key = {a["name_key"]: a for a in aliases}
+    forget = st.selectbox("Spelling to forget", list(by_key), index=None, key="alias_forget")
+    # the version shown when the spelling was chosen: the list is re-read on the click's own rerun
+    alias_seen = seen_version(f"alias_{forget}", by_key[forget]["version"]) if forget in by_key else None
     if forget is not None and st.button("Forget this spelling", key="alias_forget_button"):
         try:
             with session_scope() as session:
-                forget_resolution(session, user, forget)
+                forgotten = forget_resolution(session, user, forget, expected_version=alias_seen)
+        except AliasConflict as exc:  # a colleague re-pointed it meanwhile: theirs is kept and shown
+            st.session_state["schools_error"] = str(exc)
         except Refused as exc:
             st.session_state["schools_error"] = str(exc)
         else:
-            st.session_state["schools_saved"] = f"Forgot the spelling '{forget}'."
+            st.session_state["schools_saved"] = (f"Forgot the spelling '{forget}'." if forgotten else
+                                                 f"The spelling '{forget}' was no longer remembered.")
+        forget_version(f"alias_{forget}")
+        st.session_state.pop("alias_forget", None)
         st.rerun()
 else:
     st.info("No spelling has been remembered yet.")

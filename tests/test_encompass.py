@@ -90,7 +90,8 @@ def test_which_children_get_an_alert_and_where_it_goes(session, tmp_path, hub):
         kid("Gus", None, "Sherwood Academy"),  # no date of birth, a school named: alerted
     ], n=2, person=victim(2))
     counts = {k: first[k] + second[k] for k in first}  # raised by the imports themselves
-    assert counts == {"created": 6, "to_resolve": 2, "home_educated": 1, "relinked": 0, "not_school_age": 2}
+    assert counts == {"created": 6, "to_resolve": 2, "home_educated": 1, "relinked": 0, "not_school_age": 2,
+                      "rerouted": 0, "withdrawn": 0}
     assert enc.generate_alerts(session, [nid, nid2])["created"] == 0  # idempotent
     got = alerts(session)
     assert set(got) == {"Ava", "Cara", "Dan", "Fay", "Gus", "Hal"}

@@ -29,6 +29,7 @@ from dv.models import KeyAdult, School, SchoolAlias
 from dv.reading import FileRejected
 from dv.schools import (
     EHE_URN,
+    AliasConflict,
     KeyAdultConflict,
     SchoolResolver,
     deactivate_key_adult,
@@ -265,10 +266,36 @@ def test_remembered_spelling(session, directory, coord):
     with pytest.raises(ValueError, match="No school"):
         remember_resolution(session, coord, "Nowhere", "999999")
     session.rollback()
-    assert forget_resolution(session, coord, "Brookfield School") is True
+    assert forget_resolution(session, coord, "Brookfield School", expected_version=row["version"]) is True
     session.commit()
     assert resolver(session).resolve("Brookfield Sch").urn is None
-    assert forget_resolution(session, coord, "Brookfield School") is False
+    assert forget_resolution(session, coord, "Brookfield School", expected_version=row["version"]) is False
+
+
+def test_a_spelling_changed_by_a_colleague_meanwhile_is_a_conflict(session, directory, coord):
+    other = user(session, "other")
+    remember_resolution(session, coord, "Holmewood", "100008")
+    session.commit()
+    [seen] = list_resolutions(session, coord)  # both coordinators are shown version 1
+    assert seen["version"] == 1
+    # the other re-points it; the first, still looking at version 1, would redirect it again: refused
+    remember_resolution(session, other, "Holmewood", "100006", expected_version=seen["version"])
+    session.commit()
+    with pytest.raises(AliasConflict, match="Brookfield Academy") as info:
+        remember_resolution(session, coord, "Holmewood", "100011", expected_version=seen["version"])
+    assert (info.value.current["urn"], info.value.current["version"]) == ("100006", 2)
+    # "Forget" with the version shown before the colleague's change deletes nothing
+    with pytest.raises(AliasConflict):
+        forget_resolution(session, coord, "Holmewood", expected_version=seen["version"])
+    # remembering a spelling the coordinator saw none for, when a colleague has remembered it since
+    with pytest.raises(AliasConflict):
+        remember_resolution(session, coord, "Holmewood", "100011")
+    session.rollback()
+    [now] = list_resolutions(session, coord)
+    assert (now["urn"], now["version"]) == ("100006", 2)
+    assert forget_resolution(session, coord, "Holmewood", expected_version=2) is True
+    session.commit()
+    assert list_resolutions(session, coord) == []
 
 
 def test_a_remembered_school_that_has_since_closed_is_not_chosen(session, directory, coord):
@@ -391,6 +418,29 @@ def test_missing_columns_are_named_and_nothing_is_written(session, coord):
 def test_unreadable_files_are_refused(session, coord, data, message):
     with pytest.raises(FileRejected, match=message):
         import_gias(session, coord, data, las=[])
+
+
+def test_gias_text_is_decoded_by_the_importers_own_rule(session, coord, monkeypatch):
+    # A byte-order mark means UTF-8: a stray non-UTF-8 byte after it is refused, not read as Windows-1252
+    # ("ï»¿URN" and a garbled name), as GIAS's own fallback did before it used dv.reading.decode_text.
+    data = b"\xef\xbb\xbf" + gias(encoding="utf-8").replace(b"Sherwood", b"Sherw\x92od", 1)
+    with pytest.raises(FileRejected, match="neither UTF-8 nor Windows-1252") as info:
+        import_gias(session, coord, data, las=[])
+    assert "edubasealldata.csv" in str(info.value)
+    # UTF-8 without the mark, "Thérèse" and all, but for one stray Windows byte: refused, saying where
+    data = gias(encoding="utf-8").replace(b"Sherwood", b"Sherw\x92od", 1)
+    with pytest.raises(FileRejected, match=r"neither UTF-8 nor Windows-1252.*0x92 on line \d"):
+        import_gias(session, coord, data, las=[])
+    calls = []
+
+    def refusing(data, encoding):
+        calls.append(encoding)
+        raise FileRejected("stray byte")
+
+    monkeypatch.setattr("dv.schools.decode_text", refusing)
+    with pytest.raises(FileRejected, match="GIAS download's encoding"):
+        import_gias(session, coord, gias(), las=[])
+    assert calls == [None]
 
 
 def test_bad_rows_are_reported_with_row_and_column_and_the_rest_imported(session, coord):
@@ -541,7 +591,7 @@ def test_only_coordinators_manage_key_adults_and_spellings(session, coord, direc
     with pytest.raises(Refused):
         remember_resolution(session, other, "Brookfield", "100006")
     with pytest.raises(Refused):
-        forget_resolution(session, other, "Brookfield")
+        forget_resolution(session, other, "Brookfield", expected_version=1)
     refusals = audits(session, outcome="refused")
     assert len(refusals) == before + 5 and all(e.username == "other" for e in refusals[before:])
     stored = session.get(KeyAdult, a["id"])
@@ -670,7 +720,30 @@ def test_page_coordinator_imports_and_adds_a_key_adult(app_db):
 def test_page_admin_imports_but_does_not_manage_key_adults(app_db):
     at = _go_to_schools(_signed_in(app_db, "adm", UserRole.admin))
     assert at.file_uploader(key="gias_upload") is not None
+    # the real download (~60 MB) is over the 50 MB server.maxUploadSize the police extract uploader keeps
+    assert at.file_uploader(key="gias_upload").proto.max_upload_size_mb == 200
     assert not [s for s in at.subheader if s.value == "Key adults"]
+
+
+def test_page_forget_with_a_colleagues_change_meanwhile_keeps_theirs(app_db):
+    from core.db import get_engine, session_scope
+
+    at = _go_to_schools(_signed_in(app_db, "coord", UserRole.coordinator))
+    with session_scope(get_engine(app_db)) as s:
+        import_gias(s, None, gias(), las=[])
+        robin = create_user(s, None, username="robin", display_name="Robin", role=UserRole.coordinator,
+                            password="Tidal-Lantern-Orchard-47")
+        remember_resolution(s, robin, "Holmewood", "100008")
+    at.run()
+    at.selectbox(key="alias_forget").select("holmewood").run()  # shown: Holmewood Primary, version 1
+    with session_scope(get_engine(app_db)) as s:  # Robin re-points it meanwhile
+        remember_resolution(s, robin, "Holmewood", "100006", expected_version=1)
+    at.button(key="alias_forget_button").click().run()
+    assert not at.exception, at.exception
+    assert any("changed by someone else" in e.value for e in at.error), [e.value for e in at.error]
+    with session_scope(get_engine(app_db)) as s:
+        assert [(a.name_key, a.school_urn) for a in s.execute(select(SchoolAlias)).scalars()] == [
+            ("holmewood", "100006")]
 
 
 def test_page_shows_a_refused_file_without_writing(app_db):
