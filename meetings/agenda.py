@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from core import audit
-from core.db import checked_update
+from core.db import checked_update, is_lost_race
 from core.models import Agency, User
 from core.scope import can, refuse, require, visible
 from core.settings import ROOT
@@ -553,10 +553,10 @@ def build_agenda(session: Session, user: User | None, meeting_date: dt.date, *, 
     for attempt in range(3):
         try:
             return _build(session, user, meeting_date, start, end, now, rules, actor)
-        except (IntegrityError, OperationalError):  # another build of this agenda committed first: read it again
+        except (IntegrityError, OperationalError) as exc:  # another build of this agenda committed first: read it again
             session.rollback()
-            if attempt == 2:
-                raise
+            if attempt == 2 or (isinstance(exc, OperationalError) and not is_lost_race(exc)):
+                raise  # a real fault (disk full, a dropped connection) is not retried as if it were a race
     raise AssertionError("unreachable")
 
 

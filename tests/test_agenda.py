@@ -533,3 +533,29 @@ def test_cli_prints_the_agenda_json(tmp_path):
     for bad, message in [("23/11/2026", "YYYY-MM-DD"), ("2026-11-22", "not a meeting day")]:
         out = dv_cli("agenda", "--date", bad, "--json", db_url=url)
         assert out.returncode == 2 and out.stdout == "" and message in out.stderr
+
+
+@pytest.mark.parametrize("message,calls", [("database is locked", 2), ("database or disk is full", 1)])
+def test_a_build_retries_a_lost_race_but_not_a_real_fault(session, coord, monkeypatch, message, calls):
+    """A concurrent build committing first is read again; a full disk is not retried as if it were a race."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    import meetings.agenda as agenda
+
+    made, real = [], agenda._build
+
+    def flaky(*args, **kwargs):
+        made.append(1)
+        if len(made) == 1:
+            raise OperationalError("INSERT ...", (), sqlite3.OperationalError(message))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(agenda, "_build", flaky)
+    if calls == 1:
+        with pytest.raises(OperationalError):
+            build_agenda(session, coord, MON)
+    else:
+        build_agenda(session, coord, MON)
+    assert len(made) == calls
