@@ -34,7 +34,7 @@ def school_sees(session, user) -> list[str]:
     return [a["disclosed"]["child"] for a in enc.list_alerts(session, user)]
 
 
-def test_a_queued_alert_follows_the_corrected_school(session, tmp_path, hub):
+def test_a_queued_alert_follows_the_corrected_school(session, tmp_path, hub):  # noqa: F811
     imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
     [before] = live(session)
     before_id, before_version, before_urn = before.id, before.version, before.school_urn
@@ -55,7 +55,7 @@ def test_a_queued_alert_follows_the_corrected_school(session, tmp_path, hub):
 
 
 @pytest.mark.parametrize("how", ["shown in the portal", "acknowledged"])
-def test_an_alert_a_school_has_had_is_withdrawn_and_raised_again_for_the_new_school(session, tmp_path, hub, how):
+def test_an_alert_a_school_had_is_withdrawn_and_raised_for_the_new_one(session, tmp_path, hub, how):  # noqa: F811
     imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
     [first] = live(session)
     first_id = first.id
@@ -98,7 +98,7 @@ def test_an_alert_a_school_has_had_is_withdrawn_and_raised_again_for_the_new_sch
     assert len(live(session)) == 2
 
 
-def test_a_child_taken_off_the_record_leaves_the_schools_view(session, tmp_path, hub):
+def test_a_child_taken_off_the_record_leaves_the_schools_view(session, tmp_path, hub):  # noqa: F811
     imported(session, tmp_path, [kid("Ava", AVA, MARYS), kid("Zed", dt.date(2016, 3, 3), MARYS)])
     assert sorted(school_sees(session, hub["stmarys"])) == ["OKAFOR, Ava", "OKAFOR, Zed"]
     _, counts = imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
@@ -108,7 +108,7 @@ def test_a_child_taken_off_the_record_leaves_the_schools_view(session, tmp_path,
     assert zed.status.value == "withdrawn" and "no longer list" in zed.withdrawn_why
 
 
-def test_the_same_school_typed_another_way_is_not_moved(session, tmp_path, hub):
+def test_the_same_school_typed_another_way_is_not_moved(session, tmp_path, hub):  # noqa: F811
     imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
     [before] = live(session)
     before_id = before.id
@@ -119,7 +119,7 @@ def test_the_same_school_typed_another_way_is_not_moved(session, tmp_path, hub):
     assert after.school_typed == "St. Mary's C of E Primary School"
 
 
-def test_the_overview_and_timeliness_views_are_audited(session, tmp_path, hub):
+def test_the_overview_and_timeliness_views_are_audited(session, tmp_path, hub):  # noqa: F811
     imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
 
     def views():
@@ -227,7 +227,7 @@ def test_page_a_colleagues_resolution_meanwhile_is_shown_not_lost(app_db, tmp_pa
     assert _views(app_db) == 2  # a new visit, a new audit row
 
 
-def test_a_spelling_a_colleague_remembered_meanwhile_is_a_conflict(session, tmp_path, hub):
+def test_a_spelling_a_colleague_remembered_meanwhile_is_a_conflict(session, tmp_path, hub):  # noqa: F811
     coord = hub["coord"]
     imported(session, tmp_path, [kid("Hal", dt.date(2017, 2, 2), "Sherwod Acadmy")])
     imported(session, tmp_path, [kid("Ola", dt.date(2015, 2, 2), "Sherwod Acadmy")], n=2,
