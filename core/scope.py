@@ -21,7 +21,7 @@ scope must name the tables it guards.
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, FromClause, false, select, true
+from sqlalchemy import ColumnElement, FromClause, and_, false, select, true
 from sqlmodel import Session
 
 from core import audit
@@ -153,10 +153,11 @@ def visible(user: User | None, resource: str, table: FromClause | None = None) -
             t = table if table is not None else model.__table__
             return (t.c.id if resource == "case_record" else t.c.case_id).in_(_agency_cases(user))
     if role == S and user.school_urn and resource == "encompass_alert":
-        from dv.models import EncompassAlert
+        from dv.models import AlertStatus, EncompassAlert
 
         t = table if table is not None else EncompassAlert.__table__
-        return t.c.school_urn == user.school_urn
+        # a withdrawn alert (the child moved to another setting, or taken off the record) is no longer the school's
+        return and_(t.c.school_urn == user.school_urn, t.c.status != AlertStatus.withdrawn.value)
     return false()
 
 

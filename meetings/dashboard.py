@@ -62,7 +62,7 @@ from core.models import Agency, User
 from core.scope import require
 from core.settings import Settings, get_settings
 from core.timeutil import london_now, london_to_utc, utcnow
-from dv.models import EncompassAlert, Notification, NotificationPerson, Risk
+from dv.models import AlertStatus, EncompassAlert, Notification, NotificationPerson, Risk
 from meetings.models import Action, CaseDecision, CaseRecord, Decision, Meeting, MeetingAttendee
 
 N = Notification.__table__
@@ -731,7 +731,9 @@ _ENCOMPASS_COUNTS = ("alerts", "notified", "on_time", "acknowledged", "unresolve
 
 
 def _encompass(conn, sql: _Sql, lo, hi, bucket, years, via_notification) -> dict:
-    where = [E.c.incident_at >= lo, E.c.incident_at < hi, *via_notification(E.c.notification_id)]
+    # a withdrawn alert was raised again for the child's corrected setting: counting both would count the child twice
+    where = [E.c.incident_at >= lo, E.c.incident_at < hi, E.c.status != AlertStatus.withdrawn.value,
+             *via_notification(E.c.notification_id)]
     notified = E.c.notified_at_utc.is_not(None)
     hours = sql.hours(E.c.incident_at, E.c.notified_at_utc) + _wall_to_utc_hours(years, E.c.incident_at)
 

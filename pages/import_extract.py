@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.db import session_scope
 from core.scope import Refused
+from core.settings import get_settings
 from dv.import_service import issues_workbook, preview_rows
 from dv.importer import INTERRUPTIONS, detect_profiles, import_upload, interruption_message
 from dv.notifications import log_export, recent_batches
@@ -25,7 +26,9 @@ def _log_export(batch_id, rows):
 
 
 st.title("Import")
-upload = st.file_uploader("Police extract (xlsx or csv)", type=["xlsx", "csv"])
+# the server lets 200 MB through for the GIAS download; a police extract keeps the importer's own cap
+upload = st.file_uploader("Police extract (xlsx or csv)", type=["xlsx", "csv"], key="extract_upload",
+                          max_upload_size=max(1, get_settings().max_upload_bytes // 2**20))
 profile_problems: list[str] = []
 profiles = list_profiles(problems=profile_problems)  # a broken profile file is skipped, not a stop for everyone
 for problem in profile_problems:

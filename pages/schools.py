@@ -56,7 +56,8 @@ if can(user, "import_schools"):
         st.caption("Download *edubasealldata.csv* (all establishments) from Get Information about Schools and "
                    "upload it unchanged. Kept: " + (md_escape(", ".join(las)) if las else "every local authority "
                                                     "(set DV_LOCAL_AUTHORITIES to keep only the hub's)") + ".")
-        # The GIAS download (~60 MB) is over the 50 MB the police extract uploader keeps (server.maxUploadSize)
+        # The GIAS download (~60 MB) is over the 50 MB the police extract uploader keeps; the server admits 200 MB
+        # (.streamlit/config.toml server.maxUploadSize)
         upload = st.file_uploader("GIAS establishments CSV", type=["csv"], key="gias_upload",
                                   max_upload_size=MAX_GIAS_BYTES // 2**20)
         if upload is not None and st.button("Import", type="primary", key="gias_import"):

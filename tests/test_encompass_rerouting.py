@@ -244,3 +244,29 @@ def test_a_spelling_a_colleague_remembered_meanwhile_is_a_conflict(session, tmp_
     session.rollback()
     assert session.execute(select(SchoolAlias.school_urn)).scalars().all() == ["200002"]
     assert live(session)[0].resolution.value == "to_resolve"  # nothing half-saved
+
+
+def test_a_withdrawn_alert_is_outside_the_schools_scope_and_counted_once(session, tmp_path, hub):  # noqa: F811
+    """The one scope function, not only list_alerts, keeps a withdrawn alert from its old school; the dashboard
+    counts the child's alert once (the replacement), not twice."""
+    from core.scope import visible
+    from meetings.dashboard import dashboard
+
+    imported(session, tmp_path, [kid("Ava", AVA, MARYS)])
+    [first] = live(session)
+    enc.record_disclosure(session, hub["stmarys"], first.id)
+    session.commit()
+    imported(session, tmp_path, [kid("Ava", AVA, SHERWOOD)])
+    old, new = live(session)
+    assert old.status.value == "withdrawn"
+    E = EncompassAlert.__table__
+
+    def readable(user) -> list[int]:
+        return list(session.execute(select(E.c.id).where(visible(user, "encompass_alert")).order_by(E.c.id)).scalars())
+
+    assert readable(hub["stmarys"]) == []
+    assert readable(hub["sherwood"]) == [new.id]
+    assert readable(hub["coord"]) == [old.id, new.id]  # the coordinator keeps the record of what was shown
+    day = AVA.replace(year=2026, month=11, day=21)
+    figures = dashboard(session, hub["coord"], day, day, record_view=False)
+    assert figures["encompass"]["alerts"] == 1

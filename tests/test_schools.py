@@ -720,7 +720,7 @@ def test_page_coordinator_imports_and_adds_a_key_adult(app_db):
 def test_page_admin_imports_but_does_not_manage_key_adults(app_db):
     at = _go_to_schools(_signed_in(app_db, "adm", UserRole.admin))
     assert at.file_uploader(key="gias_upload") is not None
-    # the real download (~60 MB) is over the 50 MB server.maxUploadSize the police extract uploader keeps
+    # the real download (~60 MB) is over the 50 MB the police extract uploader keeps
     assert at.file_uploader(key="gias_upload").proto.max_upload_size_mb == 200
     assert not [s for s in at.subheader if s.value == "Key adults"]
 
@@ -756,3 +756,20 @@ def test_page_shows_a_refused_file_without_writing(app_db):
 
     with session_scope(get_engine(app_db)) as s:
         assert count(s, School) == 1  # only the elective home education officer
+
+
+def test_page_the_server_lets_the_gias_download_through_and_the_extract_keeps_its_cap(app_db):
+    """Streamlit's server refuses any upload over server.maxUploadSize whatever a widget asks, so the setting must
+    admit the GIAS download; the police extract uploader keeps the importer's own cap (DV_MAX_UPLOAD_MB, 50)."""
+    import tomllib
+    from pathlib import Path
+
+    from dv.schools import MAX_GIAS_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 >= MAX_GIAS_BYTES
+    at = _signed_in(app_db, "coord", UserRole.coordinator)
+    at.run()
+    at.switch_page("pages/import_extract.py").run()
+    assert not at.exception, at.exception
+    assert at.file_uploader(key="extract_upload").proto.max_upload_size_mb == 50
