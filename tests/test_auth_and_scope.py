@@ -192,13 +192,13 @@ def test_only_a_coordinator_makes_coordinators_or_resets_their_password(engine, 
         assert reset_password(s, coord, mo.id)
 
 
+# PostgreSQL only: SQLite begins every transaction IMMEDIATE, so sign-ins are serialised and cannot interleave
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_parallel_wrong_passwords_each_count_towards_the_lockout(engine, users):
     """Two sign-ins with a wrong password at once: both had read the count before either wrote it. Each must add
     one (an UPDATE computed in SQL), or parallel guesses never reach the lockout."""
     from sqlmodel import Session
 
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite begins every transaction IMMEDIATE: sign-ins are serialised and cannot interleave")
     uid = users["coordinator"].id
     with Session(engine) as first:
         read = first.get(User, uid)  # this sign-in has read the account (held: the identity map is weak)...

@@ -58,11 +58,11 @@ def test_a_record_created_by_putting_the_case_on_screen_is_still_no_record_seen(
     assert case["version"] == 2
 
 
+# PostgreSQL only: on SQLite, IMMEDIATE transactions queue the colleague's save instead of interleaving it
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_removing_a_note_a_colleague_changed_meanwhile_is_a_conflict(engine, session, hub):
     """PostgreSQL (read committed): a colleague's save between save_share's read and its DELETE made the DELETE
     match nothing, yet the removal was reported and audited as done."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's IMMEDIATE transactions queue the colleague's save instead")
     coord, item, mid = hub["coord"], hub["items"][ref(2)], hub["meeting_id"]
     opened(session, hub)
     mt.save_share(session, coord, mid, item, CSC, "First", expected_version=None)
