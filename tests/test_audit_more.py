@@ -74,11 +74,27 @@ def hub(app_db, tmp_path):
     return {"coord": coord, "actions": actions}
 
 
-def test_the_audit_log_search_is_audited_once_per_visit_and_search_from_the_uk_date(app_db, monkeypatch):
+
+def _frozen_uk_clock(monkeypatch, uk: dt.datetime) -> None:
+    """``core.timeutil.london_now`` fixed at ``uk`` for the pages (AppTest runs each page's imports afresh, so they
+    take the patched clock). Every project module is imported first: one first imported while the clock is patched
+    would keep the fake clock in its own name (``from core.timeutil import london_now``) after the test, and the
+    next test's "now" would be years ahead."""
+    import importlib
+    import pkgutil
+
     import core.timeutil
 
-    uk = dt.datetime(2031, 6, 15, 0, 30)  # 00:30 BST: on a UTC server dt.date.today() is still the 14th
+    for package in ("core", "dv", "meetings"):
+        for info in pkgutil.walk_packages(importlib.import_module(package).__path__, f"{package}."):
+            if not info.name.endswith("__main__"):
+                importlib.import_module(info.name)
     monkeypatch.setattr(core.timeutil, "london_now", lambda: uk)
+
+
+def test_the_audit_log_search_is_audited_once_per_visit_and_search_from_the_uk_date(app_db, monkeypatch):
+    uk = dt.datetime(2031, 6, 15, 0, 30)  # 00:30 BST: on a UTC server dt.date.today() is still the 14th
+    _frozen_uk_clock(monkeypatch, uk)
     admin = _user(app_db, "admin", UserRole.admin)
     at = _signed_in(admin).run()
     at.switch_page("pages/audit_log.py").run()
@@ -95,10 +111,8 @@ def test_the_audit_log_search_is_audited_once_per_visit_and_search_from_the_uk_d
 
 
 def test_the_notifications_page_defaults_to_the_uk_date(app_db, monkeypatch):
-    import core.timeutil
-
     uk = dt.datetime(2031, 6, 15, 0, 30)
-    monkeypatch.setattr(core.timeutil, "london_now", lambda: uk)
+    _frozen_uk_clock(monkeypatch, uk)
     at = _signed_in(_user(app_db, "coord", UserRole.coordinator)).run()
     assert at.title[0].value == "Notifications"
     assert at.date_input[0].value == (uk.date() - dt.timedelta(days=2), uk.date())
