@@ -5,47 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import pytest
 from sqlalchemy import select
 from sqlmodel import Session
-from streamlit.testing.v1 import AppTest
 
-from core.auth import create_user
-from core.db import get_engine, migrate, session_scope
+from core.db import get_engine, session_scope
 from core.models import AuditEvent, UserRole
 from dv.importer import import_file
 from dv.models import Notification
 from dv.profiles import load_profile
 from meetings.actions import create_action
 from tests.factories import extract, records
+from tests.test_pages import _signed_in, _user, app_db  # noqa: F401  (app_db: a fixture)
 
-PASSWORD = "correct-horse-staple-7"
 PROBATION = 6  # seeded by migration 0002
 HOSTILE_REF = "NP/1 ![x](https://host.invalid/p.png)"
-
-
-@pytest.fixture
-def app_db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'app.sqlite3'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    migrate(url)
-    yield url
-    get_engine(url).dispose()
-
-
-def _user(url, username, role, **kw) -> int:
-    with session_scope(get_engine(url)) as s:
-        return create_user(s, None, username=username, display_name=username.title(), role=role, password=PASSWORD,
-                           **kw).id
-
-
-def _signed_in(user_id: int) -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=30)
-    now = time.time()
-    at.session_state["auth"] = {"user_id": user_id, "login_at": now, "last_seen": now}
-    return at
 
 
 def _events(url, action: str, entity: str) -> list[dict]:
